@@ -1,0 +1,158 @@
+/**
+ * Advisory whole-file locks with flock(2), called through bun:ffi.
+ *
+ * flock blocks the calling thread, which in Bun is the JS thread: while one process waits for a
+ * lock, its event loop stands still. That is accepted on purpose: every critical section in this
+ * program is a few small reads and writes, so the wait is bounded by another process's tiny
+ * critical section, and a blocking lock keeps the code synchronous and simple.
+ *
+ * Locks belong to the open file description, so two opens of one file in the same process
+ * exclude each other too. This module therefore queues in-process holders itself (so an async
+ * holder that awaits does not deadlock a second caller) and refuses a nested sync take of a lock
+ * this process already holds, which would otherwise hang forever.
+ */
+import { dlopen, read } from "bun:ffi";
+import { closeSync, constants, mkdirSync, openSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { LinksError, storageError } from "../core/errors.ts";
+
+export type LockMode = "exclusive" | "shared";
+
+const LOCK_SH = 1;
+const LOCK_EX = 2;
+const LOCK_UN = 8;
+const EINTR = 4;
+
+const LIBC = "libc.so.6";
+const SYMBOLS = {
+  flock: { args: ["i32", "i32"], returns: "i32" },
+  __errno_location: { args: [], returns: "ptr" },
+} as const;
+
+type Libc = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
+let libc: Libc | null = null;
+
+function loadLibc(): Libc {
+  if (libc) return libc;
+  try {
+    libc = dlopen(LIBC, SYMBOLS).symbols;
+  } catch (e) {
+    throw new LinksError(
+      "flock_unavailable",
+      `file locking needs flock(2) from ${LIBC} (glibc on Linux), which could not be loaded on ` +
+        `this platform (${process.platform}/${process.arch}); links runs on glibc-based Linux only`,
+      { cause: e },
+    );
+  }
+  return libc;
+}
+
+function errno(lib: Libc): number {
+  const p = lib.__errno_location();
+  return p === null ? 0 : read.i32(p, 0);
+}
+
+function callFlock(fd: number, op: number, what: string): void {
+  const lib = loadLibc();
+  for (;;) {
+    if (lib.flock(fd, op) === 0) return;
+    const err = errno(lib);
+    if (err === EINTR) continue;
+    throw new LinksError("storage_error", `flock(${what}) failed on fd ${fd}: errno ${err}`);
+  }
+}
+
+/** Blocks until the lock is held; retries when a signal interrupts the wait. */
+export function lockFd(fd: number, mode: LockMode): void {
+  callFlock(fd, mode === "exclusive" ? LOCK_EX : LOCK_SH, mode);
+}
+
+export function unlockFd(fd: number): void {
+  callFlock(fd, LOCK_UN, "unlock");
+}
+
+/**
+ * Sidecar lock file for a read-modify-write of a whole file. The file itself cannot be the lock:
+ * an atomic write renames a new inode over it, so a second writer would lock the new inode while
+ * the first still holds the old one, and both would proceed.
+ */
+export function lockPathFor(file: string): string {
+  return `${file}.lock`;
+}
+
+/** Lock files this process currently holds, by absolute path. */
+const held = new Set<string>();
+const queues = new Map<string, Promise<void>>();
+
+function openLockFile(lockPath: string): number {
+  try {
+    mkdirSync(dirname(lockPath), { recursive: true });
+    return openSync(lockPath, constants.O_RDWR | constants.O_CREAT, 0o644);
+  } catch (e) {
+    throw storageError(e, `opening lock file ${lockPath}`);
+  }
+}
+
+function unlockAndClose(fd: number): void {
+  // Closing releases the lock as well; the explicit unlock just makes the order obvious.
+  try {
+    unlockFd(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Runs fn while holding a flock on lockPath (created with parent dirs, mode 0644). Throws
+ * internal_error instead of hanging when this process already holds the same lock.
+ */
+export function withFileLockSync<T>(lockPath: string, mode: LockMode, fn: () => T): T {
+  const key = resolve(lockPath);
+  if (held.has(key)) {
+    throw new LinksError(
+      "internal_error",
+      `lock ${key} is already held in this process; taking it again would deadlock`,
+    );
+  }
+  held.add(key);
+  try {
+    const fd = openLockFile(key);
+    try {
+      lockFd(fd, mode);
+      return fn();
+    } finally {
+      unlockAndClose(fd);
+    }
+  } finally {
+    held.delete(key);
+  }
+}
+
+/** Async variant: in-process callers queue in order, so an awaiting holder blocks no one else. */
+export async function withFileLock<T>(
+  lockPath: string,
+  mode: LockMode,
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  const key = resolve(lockPath);
+  const previous = queues.get(key) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = new Promise<void>((r) => (release = r));
+  const tail = previous.then(() => mine);
+  queues.set(key, tail);
+  await previous;
+  held.add(key);
+  try {
+    const fd = openLockFile(key);
+    try {
+      lockFd(fd, mode);
+      return await fn();
+    } finally {
+      unlockAndClose(fd);
+    }
+  } finally {
+    held.delete(key);
+    if (queues.get(key) === tail) queues.delete(key);
+    release();
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * JSONL files: one locked append for every writer, and readers that survive a torn last line.
+ *
+ * A record counts as written once its "\n" is on disk. Appends lock the JSONL file itself (an
+ * append never replaces the inode, unlike an atomic rewrite), and readers take a shared lock so
+ * they never see half of an append that is still in progress.
+ */
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import { LinksError, storageError } from "../core/errors.ts";
+import { atomicWrite } from "./atomic.ts";
+import { lockFd, unlockFd } from "./flock.ts";
+
+const NL = 0x0a;
+
+export interface BadLine {
+  path: string;
+  /** 1-based; for readJsonlFrom, counted from the starting offset. */
+  lineNo: number;
+  /** Byte offset of the line's first byte in the file. */
+  byteOffset: number;
+  reason: string;
+  /** The last line of a file that does not end in "\n": an append that did not finish. */
+  torn: boolean;
+}
+
+export type OnBadLine = (info: BadLine) => void;
+
+export function warnBadLine(info: BadLine): void {
+  const kind = info.torn ? "torn" : "corrupt";
+  process.stderr.write(
+    `links: warning: skipped ${kind} line ${info.lineNo} in ${info.path}: ${info.reason}\n`,
+  );
+}
+
+/**
+ * Appends whole records under an exclusive flock, in one write. Each element is one serialized
+ * JSON record without its newline. A torn line left by a crashed writer gets a "\n" first, so the
+ * new records start on a fresh line.
+ */
+export function lockedAppend(path: string, lines: string[], opts?: { fsync?: boolean }): void {
+  for (const [i, line] of lines.entries()) {
+    if (line.length === 0 || line.includes("\n") || line.includes("\r")) {
+      throw new LinksError(
+        "invalid_argument",
+        `record ${i} for ${path} is empty or contains a line break; a JSONL record is one line`,
+      );
+    }
+  }
+  if (lines.length === 0) return;
+  const body = Buffer.from(`${lines.join("\n")}\n`, "utf8");
+  let fd: number | undefined;
+  try {
+    fd = openLocked(path);
+    const size = fstatSync(fd).size;
+    let data = body;
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      readSync(fd, last, 0, 1, size - 1);
+      if (last[0] !== NL) data = Buffer.concat([Buffer.from("\n"), body]);
+    }
+    let done = 0;
+    while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+    if (opts?.fsync ?? true) fsyncSync(fd);
+  } catch (e) {
+    throw storageError(e, `appending to ${path}`);
+  } finally {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd); // also drops the flock
+      } catch {
+        // the append itself already succeeded or failed; nothing useful to add
+      }
+    }
+  }
+}
+
+/**
+ * Opens for append and takes the exclusive lock. A rewrite (replaceJsonl) renames a new inode
+ * over the path while holding the old one's lock; whoever waited on the old inode must reopen,
+ * or its records would land in an unlinked file.
+ */
+function openLocked(path: string): number {
+  mkdirSync(dirname(path), { recursive: true });
+  for (;;) {
+    const fd = openSync(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT, 0o644);
+    lockFd(fd, "exclusive");
+    let current: number | undefined;
+    try {
+      current = statSync(path).ino;
+    } catch {
+      current = undefined;
+    }
+    if (current === fstatSync(fd).ino) return fd;
+    closeSync(fd);
+  }
+}
+
+/**
+ * Replaces a JSONL file's whole content (e.g. rebuilding an index) without losing a concurrent
+ * append: the old file's own lock is held across the atomic rename.
+ */
+export function replaceJsonl(path: string, lines: string[]): void {
+  let fd: number | undefined;
+  try {
+    fd = openLocked(path);
+    atomicWrite(path, lines.length === 0 ? "" : `${lines.join("\n")}\n`);
+  } catch (e) {
+    throw storageError(e, `rewriting ${path}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Reads bytes [offset, EOF) under a shared lock; null when the file does not exist. */
+function readFrom(path: string, offset: number): Uint8Array | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY);
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") return null;
+    throw storageError(e, `reading ${path}`);
+  }
+  try {
+    lockFd(fd, "shared");
+    const size = fstatSync(fd).size;
+    if (offset >= size) return new Uint8Array(0);
+    const buf = Buffer.alloc(size - offset);
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(fd, buf, got, buf.length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    unlockFd(fd);
+    return buf.subarray(0, got);
+  } catch (e) {
+    throw storageError(e, `reading ${path}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const decoder = new TextDecoder();
+
+function shorten(s: string, max = 200): string {
+  return s.length > max ? `${s.slice(0, max)}...` : s;
+}
+
+/**
+ * Parses the lines of buf. With includeTorn, a trailing line without "\n" is parsed too (and
+ * reported as torn if it fails); without it, that line is left for a later read.
+ * Returns the records and how many bytes of buf were consumed.
+ */
+function parseLines<T>(
+  path: string,
+  buf: Uint8Array,
+  base: number,
+  parse: (line: string) => T,
+  onBad: OnBadLine,
+  includeTorn: boolean,
+): { records: T[]; consumed: number } {
+  const records: T[] = [];
+  let start = 0;
+  let lineNo = 0;
+  while (start < buf.length) {
+    const nl = buf.indexOf(NL, start);
+    const torn = nl === -1;
+    if (torn && !includeTorn) break;
+    const end = torn ? buf.length : nl;
+    lineNo++;
+    const text = decoder.decode(buf.subarray(start, end));
+    if (text.trim() !== "") {
+      try {
+        records.push(parse(text));
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        onBad({
+          path,
+          lineNo,
+          byteOffset: base + start,
+          reason: shorten(torn ? `unfinished last line (no newline): ${why}` : why),
+          torn,
+        });
+      }
+    }
+    start = end + 1;
+  }
+  return { records, consumed: Math.min(start, buf.length) };
+}
+
+/**
+ * Every record of a JSONL file (missing file: none). Bad lines are skipped and reported through
+ * onBad (default: one warning on stderr); content problems never throw.
+ */
+export function readJsonl<T>(
+  path: string,
+  parse: (line: string) => T,
+  onBad: OnBadLine = warnBadLine,
+): T[] {
+  const buf = readFrom(path, 0);
+  if (buf === null) return [];
+  return parseLines(path, buf, 0, parse, onBad, true).records;
+}
+
+/**
+ * Records from byte offset on, for caches that tail a file. nextOffset lies just after the last
+ * complete line: a trailing line without "\n" is not consumed, so the next call reads it once it
+ * is whole. An offset past the end of the file (or a missing file) yields no records and returns
+ * the same offset.
+ */
+export function readJsonlFrom<T>(
+  path: string,
+  offset: number,
+  parse: (line: string) => T,
+  onBad: OnBadLine = warnBadLine,
+): { records: T[]; nextOffset: number } {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new LinksError("invalid_argument", `offset must be a non-negative integer, got ${offset}`);
+  }
+  const buf = readFrom(path, offset);
+  if (buf === null) return { records: [], nextOffset: offset };
+  const { records, consumed } = parseLines(path, buf, offset, parse, onBad, false);
+  return { records, nextOffset: offset + consumed };
+}

@@ -1,0 +1,140 @@
+/**
+ * Id validation and the data directory layout: the only place a file name is built from an id.
+ */
+import { isAbsolute, relative, resolve, sep } from "node:path";
+import type { ErrorCode } from "../core/errors.ts";
+import { LinksError } from "../core/errors.ts";
+
+export const VILLAGE_ID_RE = /^[a-zA-Z0-9_-]{1,64}$/;
+export const BUNDLE_ID_RE = /^[0-9a-f]{32}$/;
+export const MEMBER_ID_RE = /^[a-zA-Z0-9_.@-]{1,128}$/;
+
+function show(value: unknown): string {
+  if (typeof value !== "string") return `a ${value === null ? "null" : typeof value}`;
+  const cut = value.length > 80 ? `${value.slice(0, 80)}...` : value;
+  return JSON.stringify(cut);
+}
+
+function check(code: ErrorCode, what: string, rule: string, ok: (s: string) => boolean, value: unknown): string {
+  if (typeof value === "string" && ok(value)) return value;
+  throw new LinksError(code, `invalid ${what} ${show(value)}: ${rule}`);
+}
+
+export function assertVillageId(id: unknown): string {
+  return check(
+    "invalid_village_id",
+    "village id",
+    "must be 1 to 64 characters of ASCII letters, digits, '_' or '-'",
+    (s) => VILLAGE_ID_RE.test(s),
+    id,
+  );
+}
+
+export function assertBundleId(id: unknown): string {
+  return check(
+    "invalid_bundle_id",
+    "bundle id",
+    "must be exactly 32 lowercase hex characters (0-9, a-f)",
+    (s) => BUNDLE_ID_RE.test(s),
+    id,
+  );
+}
+
+export function assertMemberId(id: unknown): string {
+  return check(
+    "invalid_member_id",
+    "member id",
+    "must be 1 to 128 characters of ASCII letters, digits, '_', '.', '@' or '-', not starting with '.'",
+    (s) => MEMBER_ID_RE.test(s) && !s.startsWith("."),
+    id,
+  );
+}
+
+export class DataPaths {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  /** Joins parts under root and refuses a result outside it (a second line behind the id checks). */
+  private under(...parts: string[]): string {
+    const p = resolve(this.root, ...parts);
+    const rel = relative(this.root, p);
+    if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+      throw new LinksError("invalid_argument", `path ${JSON.stringify(p)} is outside the data directory`);
+    }
+    return p;
+  }
+
+  villagesDir(): string {
+    return this.under("villages");
+  }
+
+  villageDir(vid: string): string {
+    return this.under("villages", assertVillageId(vid));
+  }
+
+  villageFile(vid: string): string {
+    return this.under("villages", assertVillageId(vid), "village.json");
+  }
+
+  membersFile(vid: string): string {
+    return this.under("villages", assertVillageId(vid), "members.jsonl");
+  }
+
+  revocationsFile(vid: string): string {
+    return this.under("villages", assertVillageId(vid), "revocations.jsonl");
+  }
+
+  policyHistoryFile(vid: string): string {
+    return this.under("villages", assertVillageId(vid), "policy_history.jsonl");
+  }
+
+  policyChainDir(vid: string): string {
+    return this.under("villages", assertVillageId(vid), "policy_chain");
+  }
+
+  bundlesDir(): string {
+    return this.under("store", "bundles");
+  }
+
+  /** Public bundles sit directly in store/bundles; village bundles in store/bundles/<vid>. */
+  bundleFile(bundleId: string, vid?: string | null): string {
+    const bid = assertBundleId(bundleId);
+    if (vid === undefined || vid === null) return this.under("store", "bundles", `${bid}.json`);
+    return this.under("store", "bundles", assertVillageId(vid), `${bid}.json`);
+  }
+
+  claimsIndexFile(): string {
+    return this.under("store", "index", "claims.jsonl");
+  }
+
+  quarantineDir(vid: string): string {
+    return this.under("store", "quarantine", assertVillageId(vid));
+  }
+
+  quarantineFile(vid: string, bid: string): string {
+    return this.under("store", "quarantine", assertVillageId(vid), `${assertBundleId(bid)}.json`);
+  }
+
+  quarantineMetaFile(vid: string, bid: string): string {
+    return this.under("store", "quarantine", assertVillageId(vid), `${assertBundleId(bid)}.meta.json`);
+  }
+
+  rejectedFile(vid: string, bid: string): string {
+    return this.under("store", "rejected", assertVillageId(vid), `${assertBundleId(bid)}.json`);
+  }
+
+  rejectedMetaFile(vid: string, bid: string): string {
+    return this.under("store", "rejected", assertVillageId(vid), `${assertBundleId(bid)}.meta.json`);
+  }
+
+  quarantineRoot(): string {
+    return this.under("store", "quarantine");
+  }
+
+  auditFile(): string {
+    return this.under("store", "audit", "audit.log.jsonl");
+  }
+}
