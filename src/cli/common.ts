@@ -1,0 +1,62 @@
+/** Arguments, input and output shared by every command. */
+import { readFileSync } from "node:fs";
+import { toJsonText, type JsonValue } from "../core/canonical.ts";
+import { LinksError } from "../core/errors.ts";
+import { atomicWrite } from "../storage/atomic.ts";
+
+export const dataArgs = {
+  data: {
+    type: "string",
+    description: "Data directory (env LINKS_DATA)",
+    valueHint: "dir",
+  },
+} as const;
+
+export const jsonArgs = {
+  json: { type: "boolean", description: "Print one JSON document on stdout" },
+} as const;
+
+export function dataDir(args: { data?: string | undefined }): string {
+  return args.data || process.env.LINKS_DATA || "./data";
+}
+
+/** Prints one compact JSON document (lossless: floats stay floats) on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${toJsonText(value as JsonValue)}\n`);
+}
+
+/** Prints a human message on stderr, so stdout stays clean for data. */
+export function say(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+export function warn(message: string): void {
+  process.stderr.write(`links: warning: ${message}\n`);
+}
+
+/** Reads a file named on the command line ("-" is standard input) with a clear error. */
+export function readInputFile(path: string, what = "file"): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path === "-" ? 0 : path));
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ENOENT") throw new LinksError("not_found", `${what} not found: ${path}`);
+    if (code === "EISDIR") throw new LinksError("invalid_argument", `${what} is a directory: ${path}`);
+    if (code === "EACCES") throw new LinksError("invalid_argument", `${what} is not readable: ${path}`);
+    throw new LinksError("invalid_argument", `cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Writes a command's output file atomically (a crash never leaves half a file). */
+export function writeOutputFile(path: string, value: unknown): void {
+  const text = typeof value === "string" ? value : `${toJsonText(value as JsonValue)}\n`;
+  atomicWrite(path, text);
+}
+
+export function parsePositiveInt(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+    throw new LinksError("invalid_argument", `--${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}

@@ -1,0 +1,38 @@
+import { defineCommand } from "citty";
+import { sha256Hex } from "../core/canonical.ts";
+import { generateSeed, publicKeyFromSeed } from "../core/ed25519.ts";
+import { readPublicKeyFile, writeKeyPair } from "../storage/keys.ts";
+import { jsonArgs, printJson, say } from "./common.ts";
+
+const gen = defineCommand({
+  meta: { name: "gen", description: "Generate an Ed25519 key pair (ed25519.key 0600, ed25519.pub 0644)" },
+  args: {
+    "out-dir": { type: "string", description: "Directory for the key files", default: ".", valueHint: "dir" },
+    force: { type: "boolean", description: "Replace existing key files" },
+    ...jsonArgs,
+  },
+  run({ args }) {
+    const seed = generateSeed();
+    const paths = writeKeyPair(args["out-dir"], seed, { force: args.force });
+    const keyHash = sha256Hex(publicKeyFromSeed(seed));
+    if (args.json) {
+      printJson({ private_key: paths.privateKey, public_key: paths.publicKey, key_hash: keyHash });
+    } else {
+      say(`wrote ${paths.privateKey} (private, mode 0600) and ${paths.publicKey}`);
+      process.stdout.write(`${keyHash}\n`);
+    }
+  },
+});
+
+const hash = defineCommand({
+  meta: { name: "hash", description: "Print the key hash (sha256 of the raw public key) that policies use" },
+  args: { file: { type: "positional", description: "Public key file (ed25519.pub)", required: true } },
+  async run({ args }) {
+    process.stdout.write(`${sha256Hex(await readPublicKeyFile(args.file))}\n`);
+  },
+});
+
+export default defineCommand({
+  meta: { name: "keys", description: "Ed25519 signing keys" },
+  subCommands: { gen, hash },
+});

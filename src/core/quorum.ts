@@ -1,0 +1,47 @@
+/**
+ * Signer quorum for policy updates: at least M distinct allowlisted key hashes with valid
+ * signatures. An update that changes the signer set or threshold must satisfy both the policy in
+ * force and the one it installs, so a minority can neither add itself nor lower the bar.
+ */
+import { LinksError } from "./errors.ts";
+import type { VillagePolicy } from "./village-policy.ts";
+
+export interface QuorumResult {
+  required: number;
+  allowlisted: string[];
+  met: boolean;
+}
+
+export function quorumUnder(policy: VillagePolicy, signers: string[]): QuorumResult {
+  const allow = new Set(policy.policy_signer_allowlist);
+  const allowlisted = [...new Set(signers)].filter((s) => allow.has(s));
+  const required = Math.max(1, policy.policy_signature_threshold_m);
+  return { required, allowlisted, met: allow.size > 0 && allowlisted.length >= required };
+}
+
+function signerRulesChange(current: VillagePolicy, next: VillagePolicy): boolean {
+  const a = [...current.policy_signer_allowlist].sort().join(",");
+  const b = [...next.policy_signer_allowlist].sort().join(",");
+  return a !== b || current.policy_signature_threshold_m !== next.policy_signature_threshold_m;
+}
+
+/** Throws unless a signed update with these valid signers may replace `current` with `next`. */
+export function requireQuorum(current: VillagePolicy, next: VillagePolicy, signers: string[]): void {
+  const checks: Array<[string, VillagePolicy]> = [["current", current]];
+  if (signerRulesChange(current, next)) checks.push(["new", next]);
+  for (const [which, policy] of checks) {
+    if (policy.policy_signer_allowlist.length === 0) {
+      throw new LinksError(
+        "policy_signer_not_allowed",
+        `the ${which} policy has an empty policy_signer_allowlist: there is no signer to check the update against`,
+      );
+    }
+    const q = quorumUnder(policy, signers);
+    if (!q.met) {
+      throw new LinksError(
+        "policy_quorum_not_met",
+        `the ${which} policy needs ${q.required} distinct allowlisted signer(s); the update has ${q.allowlisted.length}`,
+      );
+    }
+  }
+}
