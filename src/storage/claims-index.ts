@@ -1,0 +1,82 @@
+/**
+ * The claims index (store/index/claims.jsonl): queried by scanning here, rebuilt from the stored
+ * bundles by `reindex`. The bundles are the truth; the index can always be derived again.
+ */
+import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
+import { normalizeBundle } from "../core/bundle.ts";
+import { readJsonl, replaceJsonl } from "./jsonl.ts";
+import { readJsonFile } from "./json-file.ts";
+import type { DataPaths } from "./paths.ts";
+import { indexRows, storedBundleFiles, type IndexRow } from "./store.ts";
+import { readVillage, villagePolicy } from "./villages.ts";
+
+export interface ClaimFilter {
+  subject?: string | undefined;
+  issuer?: string | undefined;
+  predicate?: string | undefined;
+  villageId?: string | undefined;
+  limit?: number | undefined;
+}
+
+export function parseIndexRow(line: string): IndexRow {
+  const v = parseJson(line) as unknown as IndexRow;
+  if (typeof v !== "object" || v === null || typeof v.bundle_id !== "string" || typeof v.subject !== "string") {
+    throw new Error("not an index row");
+  }
+  return v;
+}
+
+export function matches(row: IndexRow, f: ClaimFilter): boolean {
+  return (
+    (f.subject === undefined || row.subject === f.subject) &&
+    (f.issuer === undefined || row.issuer === f.issuer) &&
+    (f.predicate === undefined || row.predicate === f.predicate) &&
+    (f.villageId === undefined || row.village_id === f.villageId)
+  );
+}
+
+export function queryClaims(paths: DataPaths, filter: ClaimFilter): IndexRow[] {
+  const out: IndexRow[] = [];
+  for (const row of readJsonl(paths.claimsIndexFile(), parseIndexRow)) {
+    if (!matches(row, filter)) continue;
+    out.push(row);
+    if (filter.limit !== undefined && out.length >= filter.limit) break;
+  }
+  return out;
+}
+
+/**
+ * Rebuilds the index from every stored bundle. Rows keep the village and visibility the bundle
+ * was stored with (a village bundle takes its village's current visibility).
+ */
+export function reindex(paths: DataPaths, onProgress?: (done: number, total: number) => void): { bundles: number; rows: number; skipped: string[] } {
+  const files = [...storedBundleFiles(paths)];
+  const visibility = new Map<string, string>();
+  const lines: string[] = [];
+  const skipped: string[] = [];
+  files.forEach(({ file, villageId }, i) => {
+    try {
+      const bundle = normalizeBundle(readJsonFile(file));
+      const vis = villageId === null ? "public" : visibilityOf(paths, villageId, visibility);
+      for (const row of indexRows(bundle, villageId, vis)) lines.push(toJsonText(row as unknown as JsonValue));
+    } catch (e) {
+      skipped.push(`${file}: ${(e as Error).message}`);
+    }
+    onProgress?.(i + 1, files.length);
+  });
+  replaceJsonl(paths.claimsIndexFile(), lines);
+  return { bundles: files.length - skipped.length, rows: lines.length, skipped };
+}
+
+function visibilityOf(paths: DataPaths, villageId: string, cache: Map<string, string>): string {
+  let v = cache.get(villageId);
+  if (v === undefined) {
+    try {
+      v = villagePolicy(readVillage(paths, villageId)).visibility;
+    } catch {
+      v = "village";
+    }
+    cache.set(villageId, v);
+  }
+  return v;
+}

@@ -1,0 +1,73 @@
+/**
+ * Steps 4 to 8 of the village inbox (design: "The village inbox: one pipeline"), shared by the
+ * HTTP inbox and `links claims ingest`: parse, verify, judge by policy, store or quarantine, audit.
+ */
+import { decide } from "../core/acceptance.ts";
+import { parseBundle, requireVerified, type Bundle } from "../core/bundle.ts";
+import { nowIso } from "../core/datetime.ts";
+import { LinksError, type ErrorCode } from "../core/errors.ts";
+import { auditPolicyHash } from "../core/village-policy.ts";
+import { appendAudit } from "./audit.ts";
+import type { DataPaths } from "./paths.ts";
+import { putInQuarantine } from "./quarantine.ts";
+import { findBundleFile, storeBundle } from "./store.ts";
+import { readVillage, villagePolicy } from "./villages.ts";
+
+export type InboxResult =
+  | { status: "accepted" | "duplicate"; bundle_id: string }
+  | { status: "quarantined"; bundle_id: string; code: ErrorCode; detail: string };
+
+/** Runs a village's pipeline on a received body. Rejections throw (and are audited). */
+export function submitToVillage(paths: DataPaths, villageId: string, raw: Uint8Array, actor: string): InboxResult {
+  const village = readVillage(paths, villageId);
+  const policy = villagePolicy(village);
+  const policyHash = auditPolicyHash(village.policy);
+  const bundle = parseBundle(raw);
+  const decision = decide(bundle, policy);
+  const base = { bundle_id: bundle.bundle_id, village_id: villageId, actor, policy_hash: policyHash, issuer_key_hash: decision.issuerKeyHash };
+
+  if (decision.status === "reject") {
+    appendAudit(paths, { ...base, action: "ingest.reject", bundle_id: safeId(bundle), reason: decision.code });
+    throw new LinksError(decision.code, decision.detail);
+  }
+  if (decision.status === "quarantine") {
+    putInQuarantine(paths, raw, {
+      bundle_id: bundle.bundle_id,
+      village_id: villageId,
+      reason: decision.code,
+      detail: decision.detail,
+      received_at: nowIso(),
+      actor,
+      issuer_key_hash: decision.issuerKeyHash,
+      policy_hash: policyHash,
+    });
+    appendAudit(paths, { ...base, action: "ingest.quarantine", reason: decision.code });
+    return { status: "quarantined", bundle_id: bundle.bundle_id, code: decision.code, detail: decision.detail };
+  }
+  if (findBundleFile(paths, bundle.bundle_id, villageId) !== null) {
+    return { status: "duplicate", bundle_id: bundle.bundle_id };
+  }
+  const stored = storeBundle(paths, decision.bundle, villageId, policy.visibility);
+  if (stored.status === "stored") appendAudit(paths, { ...base, action: "ingest.accept" });
+  return { status: stored.status === "stored" ? "accepted" : "duplicate", bundle_id: bundle.bundle_id };
+}
+
+/** The public inbox: any valid bundle is stored in the public store. */
+export function submitPublic(paths: DataPaths, raw: Uint8Array, actor: string): InboxResult {
+  const bundle = parseBundle(raw);
+  let verified;
+  try {
+    verified = requireVerified(bundle);
+  } catch (e) {
+    if (e instanceof LinksError) appendAudit(paths, { action: "ingest.reject", bundle_id: safeId(bundle), actor, reason: e.code });
+    throw e;
+  }
+  const stored = storeBundle(paths, verified, null, "public");
+  if (stored.status === "stored") appendAudit(paths, { action: "ingest.accept", bundle_id: bundle.bundle_id, actor });
+  return { status: stored.status === "stored" ? "accepted" : "duplicate", bundle_id: bundle.bundle_id };
+}
+
+/** A rejected bundle's claimed id goes into the audit row only if it is a well-formed id. */
+function safeId(bundle: Bundle): string | null {
+  return /^[0-9a-f]{32}$/.test(bundle.bundle_id) ? bundle.bundle_id : null;
+}

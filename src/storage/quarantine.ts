@@ -1,0 +1,196 @@
+/**
+ * Quarantine: bundles a village's policy did not allow, kept exactly as received with why, when
+ * and who beside them, until an operator approves (re-checked against the current policy) or
+ * rejects them (moved to store/rejected/).
+ */
+import { readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { relative, resolve, sep } from "node:path";
+import { decide } from "../core/acceptance.ts";
+import { parseBundle } from "../core/bundle.ts";
+import { nowIso } from "../core/datetime.ts";
+import { LinksError, storageError } from "../core/errors.ts";
+import { auditPolicyHash } from "../core/village-policy.ts";
+import { atomicWrite } from "./atomic.ts";
+import { appendAudit, tailAudit } from "./audit.ts";
+import { lockPathFor, withFileLockSync } from "./flock.ts";
+import { readJsonFile, writeJsonFile } from "./json-file.ts";
+import { BUNDLE_ID_RE, VILLAGE_ID_RE, assertBundleId, type DataPaths } from "./paths.ts";
+import { storeBundle } from "./store.ts";
+import { readVillage, villagePolicy } from "./villages.ts";
+
+export interface QuarantineMeta {
+  bundle_id: string;
+  village_id: string;
+  reason: string;
+  detail: string | null;
+  received_at: string | null;
+  actor: string | null;
+  issuer_key_hash: string | null;
+  policy_hash: string | null;
+}
+
+export interface QuarantineEntry extends QuarantineMeta {
+  file: string;
+}
+
+/** Holds a bundle; a bundle already held keeps its first record. */
+export function putInQuarantine(paths: DataPaths, raw: Uint8Array, meta: QuarantineMeta): void {
+  const file = paths.quarantineFile(meta.village_id, meta.bundle_id);
+  withFileLockSync(lockPathFor(file), "exclusive", () => {
+    if (readJsonFile(paths.quarantineMetaFile(meta.village_id, meta.bundle_id)) !== null) return;
+    atomicWrite(file, raw);
+    writeJsonFile(paths.quarantineMetaFile(meta.village_id, meta.bundle_id), meta);
+  });
+}
+
+export function listQuarantine(paths: DataPaths, villageId?: string): QuarantineEntry[] {
+  const villages = villageId !== undefined ? [villageId] : listDir(paths.quarantineRoot()).filter((v) => VILLAGE_ID_RE.test(v));
+  const out: QuarantineEntry[] = [];
+  for (const vid of villages) {
+    for (const name of listDir(paths.quarantineDir(vid)).sort()) {
+      const bid = name.slice(0, -5);
+      if (name.endsWith(".json") && BUNDLE_ID_RE.test(bid)) out.push(readEntry(paths, vid, bid));
+    }
+  }
+  return out;
+}
+
+export function showQuarantine(paths: DataPaths, villageId: string, bundleId: string): { entry: QuarantineEntry; raw: Uint8Array } {
+  const entry = readEntry(paths, villageId, bundleId);
+  return { entry, raw: readRaw(entry.file) };
+}
+
+/**
+ * Finds an entry from a bundle id (searching every village unless one is given) or from the path
+ * of a quarantine file inside this data directory.
+ */
+export function locateQuarantined(paths: DataPaths, ref: string, villageId?: string): { villageId: string; bundleId: string } {
+  if (ref.includes("/") || ref.includes(sep) || ref.endsWith(".json")) {
+    const rel = relative(paths.quarantineRoot(), resolve(ref)).split(sep);
+    const [vid, name] = rel;
+    const bid = name?.slice(0, -5);
+    if (rel.length !== 2 || !vid || !VILLAGE_ID_RE.test(vid) || !bid || !BUNDLE_ID_RE.test(bid) || !name?.endsWith(".json")) {
+      throw new LinksError("invalid_argument", `${ref} is not a quarantine file under ${paths.quarantineRoot()}`);
+    }
+    return { villageId: vid, bundleId: bid };
+  }
+  assertBundleId(ref);
+  const hits = listQuarantine(paths, villageId).filter((e) => e.bundle_id === ref);
+  if (hits.length === 0) {
+    throw new LinksError("bundle_not_found", `bundle ${ref} is not in quarantine${villageId ? ` for village ${villageId}` : ""}`);
+  }
+  if (hits.length > 1) {
+    throw new LinksError("invalid_argument", `bundle ${ref} is quarantined in several villages; name one with --village-id`);
+  }
+  return { villageId: (hits[0] as QuarantineEntry).village_id, bundleId: ref };
+}
+
+/**
+ * Re-verifies the held bundle and re-runs the policy checks against the village's current
+ * policy. Refused with the reason while the policy forbids it; stored and released once it allows.
+ */
+export function approveQuarantined(paths: DataPaths, villageId: string, bundleId: string, actor: string): { status: "stored" | "duplicate" } {
+  const file = paths.quarantineFile(villageId, bundleId);
+  return withFileLockSync(lockPathFor(file), "exclusive", () => {
+    const raw = readRaw(file);
+    const village = readVillage(paths, villageId);
+    const policy = villagePolicy(village);
+    const decision = decide(parseBundle(raw), policy);
+    if (decision.status !== "accept") {
+      throw new LinksError(decision.code, `the current policy still does not allow bundle ${bundleId}: ${decision.detail}`);
+    }
+    const stored = storeBundle(paths, decision.bundle, villageId, policy.visibility);
+    removeEntry(paths, villageId, bundleId);
+    appendAudit(paths, {
+      action: "quarantine.approve",
+      bundle_id: bundleId,
+      village_id: villageId,
+      issuer_key_hash: decision.issuerKeyHash,
+      actor,
+      reason: stored.status === "duplicate" ? "already stored" : null,
+      policy_hash: auditPolicyHash(village.policy),
+    });
+    return { status: stored.status };
+  });
+}
+
+export function rejectQuarantined(paths: DataPaths, villageId: string, bundleId: string, actor: string, reason: string): void {
+  const file = paths.quarantineFile(villageId, bundleId);
+  withFileLockSync(lockPathFor(file), "exclusive", () => {
+    const entry = readEntry(paths, villageId, bundleId);
+    atomicWrite(paths.rejectedFile(villageId, bundleId), readRaw(file));
+    writeJsonFile(paths.rejectedMetaFile(villageId, bundleId), {
+      ...metaOf(entry),
+      rejected_at: nowIso(),
+      rejected_by: actor,
+      rejection_reason: reason,
+    });
+    removeEntry(paths, villageId, bundleId);
+    appendAudit(paths, {
+      action: "quarantine.reject",
+      bundle_id: bundleId,
+      village_id: villageId,
+      issuer_key_hash: entry.issuer_key_hash,
+      actor,
+      reason,
+    });
+  });
+}
+
+function readEntry(paths: DataPaths, villageId: string, bundleId: string): QuarantineEntry {
+  const file = paths.quarantineFile(villageId, bundleId);
+  readRaw(file); // exists?
+  const meta = readJsonFile(paths.quarantineMetaFile(villageId, bundleId)) as Partial<QuarantineMeta> | null;
+  if (meta) return { ...metaOf({ ...blankMeta(villageId, bundleId), ...meta }), file };
+  // Python Links kept no meta file: the reason is in the audit log, if anywhere.
+  const row = tailAudit(paths, { villageId, action: "ingest.quarantine" }).reverse().find((r) => r.bundle_id === bundleId);
+  return {
+    ...blankMeta(villageId, bundleId),
+    reason: row?.reason ?? "unknown",
+    received_at: row?.ts ?? null,
+    actor: row?.actor ?? null,
+    issuer_key_hash: row?.issuer_key_hash ?? null,
+    file,
+  };
+}
+
+function blankMeta(villageId: string, bundleId: string): QuarantineMeta {
+  return { bundle_id: bundleId, village_id: villageId, reason: "unknown", detail: null, received_at: null, actor: null, issuer_key_hash: null, policy_hash: null };
+}
+
+function metaOf(e: QuarantineMeta): QuarantineMeta {
+  return {
+    bundle_id: e.bundle_id, village_id: e.village_id, reason: e.reason, detail: e.detail, received_at: e.received_at,
+    actor: e.actor, issuer_key_hash: e.issuer_key_hash, policy_hash: e.policy_hash,
+  };
+}
+
+function removeEntry(paths: DataPaths, villageId: string, bundleId: string): void {
+  for (const f of [paths.quarantineMetaFile(villageId, bundleId), paths.quarantineFile(villageId, bundleId)]) {
+    try {
+      unlinkSync(f);
+    } catch (e) {
+      if ((e as { code?: string }).code !== "ENOENT") throw storageError(e, `removing ${f}`);
+    }
+  }
+}
+
+function readRaw(file: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(file));
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") {
+      throw new LinksError("bundle_not_found", `no quarantined bundle at ${file}`);
+    }
+    throw storageError(e, `reading ${file}`);
+  }
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+

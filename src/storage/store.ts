@@ -1,0 +1,150 @@
+/**
+ * The bundle store: verified bundles under store/bundles[/<village_id>]/, one index row per claim
+ * in store/index/claims.jsonl, and a pointer to each village's newest bundle so reading it never
+ * lists a directory.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { normalizeBundle, type Bundle, type VerifiedBundle } from "../core/bundle.ts";
+import { toJsonText, type JsonValue } from "../core/canonical.ts";
+import { LinksError } from "../core/errors.ts";
+import { atomicWrite } from "./atomic.ts";
+import { readJsonFile, writeJsonFile } from "./json-file.ts";
+import { lockedAppend } from "./jsonl.ts";
+import { BUNDLE_ID_RE, VILLAGE_ID_RE, type DataPaths } from "./paths.ts";
+
+export type Visibility = "private" | "village" | "public";
+
+export interface IndexRow {
+  bundle_id: string;
+  issuer: string;
+  window_days: number;
+  created_at: string;
+  village_id: string | null;
+  visibility: string;
+  subject: string;
+  predicate: string;
+  object: string | null;
+  value: JsonValue;
+  computed_at: string;
+  derivation: string | null;
+  evidence: string[];
+}
+
+export function indexRows(bundle: Bundle, villageId: string | null, visibility: string): IndexRow[] {
+  return bundle.claims.map((c) => ({
+    bundle_id: bundle.bundle_id,
+    issuer: c.issuer,
+    window_days: c.window_days,
+    created_at: bundle.created_at,
+    village_id: villageId,
+    visibility,
+    subject: c.subject,
+    predicate: c.predicate,
+    object: c.object,
+    value: c.value,
+    computed_at: c.computed_at,
+    derivation: c.derivation,
+    evidence: c.evidence,
+  }));
+}
+
+/** Where a bundle is, looking also where Python Links v0.7 put village bundles (store/bundles/). */
+export function findBundleFile(paths: DataPaths, bundleId: string, villageId: string | null): string | null {
+  const candidates = villageId === null
+    ? [paths.bundleFile(bundleId)]
+    : [paths.bundleFile(bundleId, villageId), paths.bundleFile(bundleId)];
+  return candidates.find((p) => existsSync(p)) ?? null;
+}
+
+export function readStoredBundle(paths: DataPaths, bundleId: string, villageId: string | null): Bundle | null {
+  const file = findBundleFile(paths, bundleId, villageId);
+  if (file === null) return null;
+  return normalizeBundle(readJsonFile(file));
+}
+
+export type IngestResult = { status: "stored" | "duplicate"; bundleId: string; rows: number };
+
+/**
+ * Stores a bundle that already passed verification (the type says so) and policy. Idempotent across processes:
+ * the bundle file is created with link(2), so only the first writer appends index rows.
+ */
+export function storeBundle(
+  paths: DataPaths,
+  bundle: VerifiedBundle,
+  villageId: string | null,
+  visibility: Visibility | string,
+): IngestResult {
+  if (findBundleFile(paths, bundle.bundle_id, villageId) !== null) {
+    return { status: "duplicate", bundleId: bundle.bundle_id, rows: 0 };
+  }
+  try {
+    writeJsonFile(paths.bundleFile(bundle.bundle_id, villageId), bundle, { exclusive: true });
+  } catch (e) {
+    if (e instanceof LinksError && e.code === "file_exists") return { status: "duplicate", bundleId: bundle.bundle_id, rows: 0 };
+    throw e;
+  }
+  const rows = indexRows(bundle, villageId, visibility);
+  lockedAppend(paths.claimsIndexFile(), rows.map((r) => toJsonText(r as unknown as JsonValue)));
+  atomicWrite(latestPointer(paths, villageId), `${bundle.bundle_id}\n`);
+  return { status: "stored", bundleId: bundle.bundle_id, rows: rows.length };
+}
+
+function latestPointer(paths: DataPaths, villageId: string | null): string {
+  return villageId === null ? join(paths.bundlesDir(), "latest.ptr") : join(paths.bundlesDir(), villageId, "latest.ptr");
+}
+
+/**
+ * The newest bundle of a village (or the public store). Reads the pointer; a data directory
+ * written by Python Links has none, so the newest file by mtime is found once and remembered.
+ */
+export function latestBundle(paths: DataPaths, villageId: string | null): Bundle | null {
+  if (villageId !== null && !VILLAGE_ID_RE.test(villageId)) return null;
+  const pointer = latestPointer(paths, villageId);
+  let bundleId: string | null = null;
+  try {
+    bundleId = readFileSync(pointer, "utf8").trim();
+  } catch {
+    bundleId = newestByMtime(villageId === null ? paths.bundlesDir() : join(paths.bundlesDir(), villageId));
+    if (bundleId !== null) atomicWrite(pointer, `${bundleId}\n`);
+  }
+  if (bundleId === null || !BUNDLE_ID_RE.test(bundleId)) return null;
+  return readStoredBundle(paths, bundleId, villageId);
+}
+
+function newestByMtime(dir: string): string | null {
+  let best: { id: string; mtime: number } | null = null;
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return null;
+  }
+  for (const e of entries) {
+    const id = e.name.slice(0, -5);
+    if (!e.isFile() || !e.name.endsWith(".json") || !BUNDLE_ID_RE.test(id)) continue;
+    const mtime = Bun.file(join(dir, e.name)).lastModified;
+    if (!best || mtime > best.mtime) best = { id, mtime };
+  }
+  return best?.id ?? null;
+}
+
+/** Every stored bundle file: public and legacy ones at the top, village ones in subfolders. */
+export function* storedBundleFiles(paths: DataPaths): Generator<{ file: string; villageId: string | null }> {
+  let top: import("node:fs").Dirent[];
+  try {
+    top = readdirSync(paths.bundlesDir(), { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of top.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (e.isFile() && e.name.endsWith(".json") && BUNDLE_ID_RE.test(e.name.slice(0, -5))) {
+      yield { file: join(paths.bundlesDir(), e.name), villageId: null };
+    } else if (e.isDirectory() && VILLAGE_ID_RE.test(e.name)) {
+      const dir = join(paths.bundlesDir(), e.name);
+      for (const name of readdirSync(dir).sort()) {
+        if (name.endsWith(".json") && BUNDLE_ID_RE.test(name.slice(0, -5))) yield { file: join(dir, name), villageId: e.name };
+      }
+    }
+  }
+}

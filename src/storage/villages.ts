@@ -1,0 +1,108 @@
+/**
+ * Villages: `villages/<id>/village.json`, replaced atomically, changed only under its lock so
+ * concurrent writers from several processes never lose one another's update.
+ */
+import { readdirSync } from "node:fs";
+import { z } from "zod";
+import type { JsonValue } from "../core/canonical.ts";
+import { nowIso } from "../core/datetime.ts";
+import { LinksError } from "../core/errors.ts";
+import { parseWith, zJsonObject } from "../core/schema.ts";
+import { defaultPolicy, readPolicy, type PolicyObject, type VillagePolicy } from "../core/village-policy.ts";
+import { lockPathFor, withFileLockSync } from "./flock.ts";
+import { readJsonFile, writeJsonFile } from "./json-file.ts";
+import { VILLAGE_ID_RE, type DataPaths } from "./paths.ts";
+
+export const VillageSchema = z.looseObject({
+  village_id: z.string(),
+  name: z.string(),
+  description: z.string().default(""),
+  created_at: z.string(),
+  governance: z
+    .looseObject({
+      admins: z.array(z.string()).default([]),
+      decision_model: z.string().default("admin-consensus"),
+    })
+    .default({ admins: [], decision_model: "admin-consensus" }),
+  policy: zJsonObject,
+});
+
+export type Village = z.output<typeof VillageSchema>;
+
+export function villageExists(paths: DataPaths, vid: string): boolean {
+  return readJsonFile(paths.villageFile(vid)) !== null;
+}
+
+/** The village, or a village_not_found error. */
+export function readVillage(paths: DataPaths, vid: string): Village {
+  const raw = readJsonFile(paths.villageFile(vid));
+  if (raw === null) throw new LinksError("village_not_found", `village ${JSON.stringify(vid)} does not exist`);
+  return parseWith(VillageSchema, raw, `village.json of ${vid}`);
+}
+
+export function villagePolicy(village: Village): VillagePolicy {
+  return readPolicy(village.policy);
+}
+
+export function listVillageIds(paths: DataPaths): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(paths.villagesDir());
+  } catch {
+    return [];
+  }
+  return names.filter((n) => VILLAGE_ID_RE.test(n) && villageExists(paths, n)).sort();
+}
+
+export interface NewVillage {
+  villageId: string;
+  name: string;
+  adminId: string;
+  description?: string | undefined;
+  policy?: Partial<VillagePolicy> | undefined;
+}
+
+/** Writes a new village with the full default policy; refuses an existing one. */
+export function createVillage(paths: DataPaths, args: NewVillage): Village {
+  const village: Village = {
+    village_id: args.villageId,
+    name: args.name,
+    description: args.description ?? "",
+    created_at: nowIso(),
+    governance: { admins: [args.adminId], decision_model: "admin-consensus" },
+    policy: defaultPolicy(args.policy),
+  };
+  try {
+    writeJsonFile(paths.villageFile(args.villageId), village, { exclusive: true });
+  } catch (e) {
+    if (e instanceof LinksError && e.code === "file_exists") {
+      throw new LinksError("village_exists", `village ${JSON.stringify(args.villageId)} already exists`);
+    }
+    throw e;
+  }
+  return village;
+}
+
+/**
+ * Read-modify-write of village.json under its exclusive lock. `change` returns the new village
+ * (or the same object to leave the file alone).
+ */
+export function updateVillage<T>(
+  paths: DataPaths,
+  vid: string,
+  change: (village: Village) => { village: Village; result: T },
+): T {
+  const file = paths.villageFile(vid);
+  return withFileLockSync(lockPathFor(file), "exclusive", () => {
+    const before = readVillage(paths, vid);
+    const { village, result } = change(before);
+    if (village !== before) writeJsonFile(file, village);
+    return result;
+  });
+}
+
+/** Replaces the village's policy object (already validated by the caller). */
+export function withPolicy(village: Village, policy: PolicyObject): Village {
+  readPolicy(policy);
+  return { ...village, policy: policy as { [key: string]: JsonValue } };
+}
