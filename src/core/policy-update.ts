@@ -181,8 +181,9 @@ function checkSignature(
 
 /** Signs with the single top-level signature (Python's sign_update_legacy). */
 export function signPolicyUpdateLegacy(update: PolicyUpdate, seed: Uint8Array): PolicyUpdate {
-  const signature = sign(policySignedBytes(update), seed);
-  return { ...update, public_key: encodeBase64(publicKeyFromSeed(seed)), signature: encodeBase64(signature) };
+  const toSign = { ...update, signature_alg: "Ed25519" } as PolicyUpdate;
+  const signature = sign(policySignedBytes(toSign), seed);
+  return { ...toSign, public_key: encodeBase64(publicKeyFromSeed(seed)), signature: encodeBase64(signature) };
 }
 
 /** Appends a signature to signatures[]; a key that already signed is signed afresh, not twice. */

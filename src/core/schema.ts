@@ -75,7 +75,8 @@ export function kindOf(v: unknown): string {
   if (v === null) return "null";
   if (v instanceof JsonFloat) return "a float";
   if (Array.isArray(v)) return "an array";
-  if (typeof v === "number" || typeof v === "bigint") return "an integer";
+  if (typeof v === "bigint") return "an integer too large for this field";
+  if (typeof v === "number") return "an integer";
   if (typeof v === "string") return "a string";
   if (typeof v === "boolean") return "a boolean";
   if (typeof v === "object") return "an object";
