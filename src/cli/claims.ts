@@ -86,7 +86,7 @@ const verify = defineCommand({
     try {
       result = verifyBundle(parseBundle(readInputFile(args.file, "bundle file")));
     } catch (e) {
-      if (!isLinksError(e) || e.code === "not_found") throw e;
+      if (!isLinksError(e) || (e.code === "not_found" && !args.json)) throw e;
       result = { valid: false, bundle_id: null, expected_bundle_id: null, issuer_key_hash: null, code: e.code, detail: e.detail };
     }
     if (args.json) printJson(result);

@@ -13,9 +13,14 @@ export const actorArgs = {
 
 export function actorOf(args: { actor?: string | undefined }): string {
   if (args.actor) return args.actor;
-  try {
-    return `local:${userInfo().username}`;
-  } catch {
-    return "local";
+  let name = process.env.USER || process.env.LOGNAME || "";
+  if (!name) {
+    try {
+      name = userInfo().username;
+    } catch {
+      name = "";
+    }
   }
+  if (!name || name === "unknown") name = `uid-${process.getuid?.() ?? "unknown"}`;
+  return `local:${name}`;
 }

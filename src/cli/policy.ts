@@ -13,7 +13,9 @@ import {
   verifyPolicyUpdate,
   type PolicyUpdate,
 } from "../core/policy-update.ts";
+import { quorumUnder } from "../core/quorum.ts";
 import { readPolicy, type PolicyObject } from "../core/village-policy.ts";
+import { pullPolicy, remoteHead, type PullReport } from "../client/policy-pull.ts";
 import { readSeedFile } from "../storage/keys.ts";
 import { assertVillageId } from "../storage/paths.ts";
 import { applyPolicy } from "../storage/policy.ts";
@@ -30,6 +32,8 @@ const verify = defineCommand({
   },
   args: {
     file: { type: "positional", description: "Policy-update artifact", required: true },
+    "village-id": { type: "string", description: "Also show which signers this village allowlists and whether its quorum is met" },
+    ...dataArgs,
     ...jsonArgs,
   },
   run({ args }) {
@@ -38,14 +42,21 @@ const verify = defineCommand({
       const v = verifyPolicyUpdate(parsePolicyUpdate(readInputFile(args.file, "policy update")));
       report = { valid: v.valid, policy_hash: v.policy_hash, generation: v.generation, signers: v.signers, code: v.code, detail: v.detail, checks: v.checks };
     } catch (e) {
-      if (!isLinksError(e) || e.code === "not_found") throw e;
+      if (!isLinksError(e) || (e.code === "not_found" && !args.json)) throw e;
       report = { valid: false, policy_hash: null, generation: null, signers: [], code: e.code, detail: e.detail, checks: [] };
     }
+    const village = args["village-id"] === undefined ? null : readVillage(openData(args), assertVillageId(args["village-id"]));
+    const allowlist = village ? new Set(readPolicy(village.policy).policy_signer_allowlist) : null;
+    const quorum = village ? quorumUnder(readPolicy(village.policy), report.signers) : null;
     if (args.json) {
       const { checks: _checks, ...summary } = report;
-      printJson(summary);
+      printJson(quorum ? { ...summary, quorum } : summary);
     } else {
-      for (const c of report.checks) say(`  ${c.where}: key ${c.key_hash ?? "(unreadable)"} ${c.valid ? "verifies" : "does NOT verify"}`);
+      for (const c of report.checks) {
+        const listed = allowlist && c.key_hash ? (allowlist.has(c.key_hash) ? ", allowlisted" : ", NOT allowlisted") : "";
+        say(`  ${c.where}: key ${c.key_hash ?? "(unreadable)"} ${c.valid ? "verifies" : "does NOT verify"}${listed}`);
+      }
+      if (quorum) say(`quorum of ${args["village-id"]}: ${quorum.allowlisted.length} of ${quorum.required} required allowlisted signer(s): ${quorum.met ? "met" : "NOT met"}`);
       say(report.valid
         ? `valid ${report.generation} policy update, policy_hash ${report.policy_hash}, ${report.signers.length} signer(s)`
         : `invalid: ${report.detail} [${report.code}]`);
@@ -137,6 +148,10 @@ const applyLocal = defineCommand({
     const paths = openData(args);
     const vid = assertVillageId(args.village_id);
     const { policy, artifact } = readPolicyInput(args.file);
+    const missing = Object.keys(readPolicy({})).filter((k) => !(k in policy));
+    if (!artifact && missing.length > 0) {
+      warn(`the policy replaces the whole current policy; fields it leaves out take their defaults: ${missing.join(", ")}`);
+    }
     let signers: string[] = [];
     if (artifact) {
       const v = verifyPolicyUpdate(artifact);
@@ -171,7 +186,64 @@ const applyRemote = defineCommand({
   },
 });
 
+function printPull(report: PullReport, json: boolean | undefined): void {
+  if (json) printJson(report);
+  else if (report.status === "aligned") say(`aligned: ${report.village_id} is at ${report.local_head} on both nodes`);
+  else if (report.status === "applied") say(`applied ${report.updates}: ${report.village_id} is now at ${report.remote_head}`);
+  else say(`behind by ${report.updates}: the node is at ${report.remote_head}, we are at ${report.local_head} (run with --apply)`);
+  if (report.status === "behind") throw new ExitCode(3);
+}
+
+/** A refusal as text or JSON, then exit 1: the local policy is unchanged. */
+function printRefusal(e: unknown, vid: string, json: boolean | undefined): never {
+  if (!isLinksError(e)) throw e;
+  if (json) printJson({ status: "refused", village_id: vid, code: e.code, detail: e.detail });
+  else say(`refused: ${e.detail} [${e.code}]; the local policy is unchanged`);
+  throw new ExitCode(1);
+}
+
+const pull = defineCommand({
+  meta: {
+    name: "pull",
+    description: "Fetch a node's signed policy updates after our head, verify them, and with --apply apply them (exit 0 aligned/applied, 3 behind, 1 refused)",
+  },
+  args: {
+    ...urlArg,
+    ...vidArg,
+    apply: { type: "boolean", description: "Apply the verified updates (default: only check)" },
+    ...tokenArgs,
+    ...dataArgs,
+    ...jsonArgs,
+  },
+  async run({ args }) {
+    const vid = assertVillageId(args.village_id);
+    let report: PullReport;
+    try {
+      report = await pullPolicy(remoteFor(args), openData(args), vid, { apply: Boolean(args.apply) });
+    } catch (e) {
+      printRefusal(e, vid, args.json);
+    }
+    printPull(report, args.json);
+  },
+});
+
+const drift = defineCommand({
+  meta: { name: "drift", description: "Compare our policy head with a node's, applying nothing (exit 0 aligned, 3 drift)" },
+  args: { ...urlArg, ...vidArg, ...tokenArgs, ...dataArgs, ...jsonArgs },
+  async run({ args }) {
+    const vid = assertVillageId(args.village_id);
+    const local = policyHash(readVillage(openData(args), vid).policy);
+    const head = await remoteHead(remoteFor(args), vid, local);
+    const report = { status: head.same ? "aligned" : "drift", village_id: vid, local_head: local, remote_head: head.hash };
+    if (args.json) printJson(report);
+    else say(head.same ? `aligned at ${local}` : `drift: we are at ${local}, the node is at ${head.hash}`);
+    if (!head.same) throw new ExitCode(3);
+  },
+});
+
 export const policyCommands = {
+  pull,
+  drift,
   verify,
   export: exportCmd,
   sign,

@@ -50,6 +50,17 @@ function commandPath(chain: AnyCommand[]): Promise<string> {
   );
 }
 
+/**
+ * citty names a command after its immediate parent only ("USAGE villages create"): give it the
+ * whole path instead, so the USAGE line is a command an operator can run ("links villages create").
+ */
+async function usageOf(chain: AnyCommand[]): Promise<string> {
+  const cmd = chain[chain.length - 1] as AnyCommand;
+  if (chain.length < 2) return renderUsage(cmd);
+  const version = (await resolve(chain[0]?.meta))?.version;
+  return renderUsage(cmd, { meta: { name: await commandPath(chain.slice(0, -1)), version } });
+}
+
 async function checkOptions(cmd: AnyCommand, rest: string[]): Promise<void> {
   const defs = (cmd.args ? await resolve(cmd.args) : {}) as ArgsDef;
   const known = new Map<string, string>();
@@ -76,7 +87,7 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<numbe
     const cmd = chain[chain.length - 1] as AnyCommand;
     path = await commandPath(chain);
     if (rest.includes("--help") || rest.includes("-h")) {
-      process.stdout.write(`${await renderUsage(cmd, chain[chain.length - 2])}\n`);
+      process.stdout.write(`${await usageOf(chain)}\n`);
       return 0;
     }
     if (chain.length === 1 && rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
@@ -84,7 +95,7 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<numbe
       return 0;
     }
     if (!cmd.run) {
-      process.stderr.write(`${await renderUsage(cmd, chain[chain.length - 2])}\n`);
+      process.stderr.write(`${await usageOf(chain)}\n`);
       return 2;
     }
     await checkOptions(cmd, rest);

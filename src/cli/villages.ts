@@ -6,6 +6,7 @@ import { isKeyHash, ROLES, type PolicyObject } from "../core/village-policy.ts";
 import { appendAudit, type AuditAction } from "../storage/audit.ts";
 import { addMember, listMembers, revokeMember, rotateToken } from "../storage/members.ts";
 import { assertMemberId, assertVillageId } from "../storage/paths.ts";
+import { recordGenesis } from "../storage/policy.ts";
 import { createVillage, listVillageIds, readVillage, updateVillage, villagePolicy, withPolicy } from "../storage/villages.ts";
 import { auditPolicyHash } from "../core/village-policy.ts";
 import { dataArgs, jsonArgs, parsePositiveInt, printJson, say } from "./common.ts";
@@ -46,7 +47,7 @@ const create = defineCommand({
     const vid = assertVillageId(args.village_id);
     assertMemberId(args.admin);
     const predicates = repeated(rawArgs, "--allowed-predicate");
-    createVillage(paths, {
+    const village = createVillage(paths, {
       villageId: vid,
       name: args.name,
       adminId: args.admin,
@@ -60,6 +61,7 @@ const create = defineCommand({
     });
     const token = addMember(paths, vid, args.admin, "admin");
     appendAudit(paths, { action: "village.create", village_id: vid, actor: actorOf(args), reason: `admin ${args.admin}` });
+    recordGenesis(paths, village, actorOf(args));
     appendAudit(paths, { action: "member.add", village_id: vid, actor: actorOf(args), reason: `${args.admin} as admin` });
     say(`created village ${vid} in ${paths.root}`);
     showToken(token, args.admin);

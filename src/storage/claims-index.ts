@@ -46,19 +46,27 @@ export function queryClaims(paths: DataPaths, filter: ClaimFilter): IndexRow[] {
 }
 
 /**
- * Rebuilds the index from every stored bundle. Rows keep the village and visibility the bundle
- * was stored with (a village bundle takes its village's current visibility).
+ * Rebuilds the index from every stored bundle. A village bundle takes its village's current
+ * visibility; a bundle at the top of store/bundles keeps what the old index said, else public.
  */
 export function reindex(paths: DataPaths, onProgress?: (done: number, total: number) => void): { bundles: number; rows: number; skipped: string[] } {
   const files = [...storedBundleFiles(paths)];
   const visibility = new Map<string, string>();
+  // Python Links v0.7 stored village bundles at the top of store/bundles/; what the old index
+  // said of them (village and visibility) is the best record of where they belong.
+  const previous = new Map<string, { village_id: string | null; visibility: string }>();
+  for (const row of readJsonl(paths.claimsIndexFile(), parseIndexRow, () => {})) {
+    previous.set(row.bundle_id, { village_id: row.village_id, visibility: row.visibility });
+  }
   const lines: string[] = [];
   const skipped: string[] = [];
   files.forEach(({ file, villageId }, i) => {
     try {
       const bundle = normalizeBundle(readJsonFile(file));
-      const vis = villageId === null ? "public" : visibilityOf(paths, villageId, visibility);
-      for (const row of indexRows(bundle, villageId, vis)) lines.push(toJsonText(row as unknown as JsonValue));
+      const before = villageId === null ? previous.get(bundle.bundle_id) : undefined;
+      const vid = villageId ?? before?.village_id ?? null;
+      const vis = before?.visibility ?? (vid === null ? "public" : visibilityOf(paths, vid, visibility));
+      for (const row of indexRows(bundle, vid, vis)) lines.push(toJsonText(row as unknown as JsonValue));
     } catch (e) {
       skipped.push(`${file}: ${(e as Error).message}`);
     }

@@ -1,17 +1,26 @@
 /**
- * Applying a policy to a village: village.json replaced under its lock, a history row appended
- * (the village's policy chain), the decision audited. Every path (local CLI, HTTP, pull) ends here.
+ * Applying policies to a village: village.json replaced under its lock, one history row per
+ * policy (the village's chain: each names the head it replaced and keeps the artifact), every
+ * change audited. Local CLI, HTTP and pull all end here.
  */
 import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
-import { policyHash, policyUpdateToJson, type PolicyUpdate } from "../core/policy-update.ts";
+import { LinksError } from "../core/errors.ts";
+import { checkRun } from "../core/policy-chain.ts";
+import {
+  newPolicyUpdate,
+  normalizePolicyUpdate,
+  policyHash,
+  policyUpdateToJson,
+  type PolicyUpdate,
+} from "../core/policy-update.ts";
 import { auditPolicyHash, readPolicy, type PolicyObject, type VillagePolicy } from "../core/village-policy.ts";
-import { appendAudit } from "./audit.ts";
+import { appendAudit, type AuditEntry } from "./audit.ts";
 import { lockedAppend, readJsonl } from "./jsonl.ts";
 import type { DataPaths } from "./paths.ts";
-import { updateVillage, withPolicy } from "./villages.ts";
+import { updateVillage, withPolicy, type Village } from "./villages.ts";
 
-export type PolicySource = "local" | "remote" | "pull";
+export type PolicySource = "create" | "local" | "remote" | "pull";
 
 export interface PolicyHistoryRow {
   policy: PolicyObject;
@@ -20,48 +29,107 @@ export interface PolicyHistoryRow {
   actor: string | null;
   ts: string;
   source: PolicySource | string;
-  /** the signed artifact as received, or null for an unsigned local change */
-  artifact: JsonValue | null;
+  /** true when the artifact carries signatures that verified when it was applied */
+  signed: boolean;
   signers: string[];
+  /** the artifact as received; for an unsigned change, an unsigned v2 artifact made here */
+  artifact: JsonValue;
 }
 
-export interface ApplyPolicyArgs {
+export interface PolicyChange {
   policy: PolicyObject;
   artifact: PolicyUpdate | null;
   signers?: string[];
+}
+
+export interface ApplyOptions {
   actor: string | null;
   source: PolicySource;
   /** Runs under the village lock against the policy in force; throws to refuse. */
   authorize?: (current: VillagePolicy, next: VillagePolicy, currentHash: string) => void;
 }
 
-export function applyPolicy(paths: DataPaths, vid: string, args: ApplyPolicyArgs): { policy_hash: string; previous_policy_hash: string } {
-  const next = readPolicy(args.policy);
+export function applyPolicy(
+  paths: DataPaths,
+  vid: string,
+  change: PolicyChange & ApplyOptions,
+): { policy_hash: string; previous_policy_hash: string } {
+  const next = readPolicy(change.policy);
   return updateVillage(paths, vid, (village) => {
-    const previousHash = policyHash(village.policy);
-    args.authorize?.(readPolicy(village.policy), next, previousHash);
-    const hash = policyHash(args.policy);
-    const row: PolicyHistoryRow = {
-      policy: args.policy,
+    const previous = policyHash(village.policy);
+    const claimed = change.artifact?.generation === "v2" ? change.artifact.previous_policy_hash : null;
+    if (claimed !== null && claimed !== previous) {
+      throw new LinksError(
+        "policy_lineage",
+        `the update follows policy ${claimed}, but this village's policy is ${previous}; export a new update from the current policy`,
+      );
+    }
+    change.authorize?.(readPolicy(village.policy), next, previous);
+    const updated = record(paths, village, [change], change);
+    return { village: updated, result: { policy_hash: policyHash(change.policy), previous_policy_hash: previous } };
+  });
+}
+
+/**
+ * Applies a run of signed updates pulled from another node, all or nothing: the run is checked
+ * again under the lock against the head in force then (lineage, signatures, quorum, expiry).
+ */
+export function applyPolicyRun(paths: DataPaths, vid: string, updates: PolicyUpdate[], opts: { actor: string; now: number }): { applied: number; head: string } {
+  return updateVillage(paths, vid, (village) => {
+    const checked = checkRun(
+      { villageId: vid, headHash: policyHash(village.policy), headPolicy: village.policy, now: opts.now },
+      updates,
+    );
+    if (checked.length === 0) return { village, result: { applied: 0, head: policyHash(village.policy) } };
+    const changes = checked.map((c) => ({ policy: c.update.policy, artifact: c.update, signers: c.signers }));
+    const updated = record(paths, village, changes, { actor: opts.actor, source: "pull" });
+    return { village: updated, result: { applied: checked.length, head: policyHash(updated.policy) } };
+  });
+}
+
+/** Writes history rows and audit rows for changes applied in order; returns the new village. */
+function record(paths: DataPaths, village: Village, changes: PolicyChange[], opts: ApplyOptions): Village {
+  const vid = village.village_id;
+  let head = policyHash(village.policy);
+  const rows: PolicyHistoryRow[] = [];
+  const audits: AuditEntry[] = [];
+  for (const change of changes) {
+    readPolicy(change.policy);
+    const hash = policyHash(change.policy);
+    const ts = nowIso();
+    const artifact =
+      change.artifact ?? newPolicyUpdate({ villageId: vid, policy: change.policy, actor: opts.actor, previousPolicyHash: head, createdAt: ts });
+    const signed = (change.signers ?? []).length > 0;
+    rows.push({
+      policy: change.policy,
       policy_hash: hash,
-      previous_policy_hash: previousHash,
-      actor: args.actor,
-      ts: nowIso(),
-      source: args.source,
-      artifact: args.artifact ? policyUpdateToJson(args.artifact) : null,
-      signers: args.signers ?? [],
-    };
-    const updated = withPolicy(village, args.policy);
-    lockedAppend(paths.policyHistoryFile(vid), [toJsonText(row as unknown as JsonValue)]);
-    appendAudit(paths, {
+      previous_policy_hash: head,
+      actor: opts.actor,
+      ts,
+      source: opts.source,
+      signed,
+      signers: change.signers ?? [],
+      artifact: policyUpdateToJson(artifact),
+    });
+    audits.push({
       action: "policy.apply",
       village_id: vid,
-      actor: args.actor,
-      reason: args.artifact ? `signed update (${args.source})` : `unsigned change (${args.source})`,
-      policy_hash: auditPolicyHash(args.policy),
+      actor: opts.actor,
+      reason: signed ? `signed update (${opts.source})` : `unsigned change (${opts.source})`,
+      policy_hash: auditPolicyHash(change.policy),
     });
-    return { village: updated, result: { policy_hash: hash, previous_policy_hash: previousHash } };
-  });
+    head = hash;
+  }
+  const last = changes[changes.length - 1] as PolicyChange;
+  const updated = withPolicy(village, last.policy);
+  lockedAppend(paths.policyHistoryFile(vid), rows.map((r) => toJsonText(r as unknown as JsonValue)));
+  appendAudit(paths, ...audits);
+  return updated;
+}
+
+/** Records a new village's first policy as the start of its chain. */
+export function recordGenesis(paths: DataPaths, village: Village, actor: string): void {
+  record(paths, village, [{ policy: village.policy, artifact: null }], { actor, source: "create" });
 }
 
 export function readPolicyHistory(paths: DataPaths, vid: string): PolicyHistoryRow[] {
@@ -70,4 +138,37 @@ export function readPolicyHistory(paths: DataPaths, vid: string): PolicyHistoryR
     if (typeof v !== "object" || v === null || typeof v.policy !== "object") throw new Error("not a policy history row");
     return v;
   });
+}
+
+export interface ChainEntry {
+  policy_hash: string;
+  previous_policy_hash: string | null;
+  signed: boolean;
+  artifact: JsonValue;
+}
+
+/**
+ * The chain as published: one entry per history row. Rows written by Python Links hold only
+ * the policy; they get an unsigned artifact so the chain reads the same either way.
+ */
+export function policyChain(paths: DataPaths, vid: string): ChainEntry[] {
+  return readPolicyHistory(paths, vid).map((row) => {
+    const hash = row.policy_hash ?? policyHash(row.policy);
+    const artifact = row.artifact ?? policyUpdateToJson(newPolicyUpdate({ villageId: vid, policy: row.policy, actor: row.actor ?? null, previousPolicyHash: row.previous_policy_hash ?? null, createdAt: row.ts }));
+    return { policy_hash: hash, previous_policy_hash: row.previous_policy_hash ?? null, signed: row.signed === true, artifact };
+  });
+}
+
+/** The entries after the last occurrence of `since` (all of them when since is omitted). */
+export function chainSince(chain: ChainEntry[], since: string | undefined, currentHead: string): ChainEntry[] {
+  if (since === undefined) return chain;
+  for (let i = chain.length - 1; i >= 0; i--) {
+    if (chain[i]?.policy_hash === since) return chain.slice(i + 1);
+  }
+  if (chain.length === 0 && since === currentHead) return [];
+  throw new LinksError("unknown_policy_hash", `policy ${since} is not in this village's chain`);
+}
+
+export function parseChainArtifact(entry: ChainEntry): PolicyUpdate {
+  return normalizePolicyUpdate(entry.artifact);
 }

@@ -12,7 +12,7 @@ import { LinksError, storageError } from "../core/errors.ts";
 import { auditPolicyHash } from "../core/village-policy.ts";
 import { atomicWrite } from "./atomic.ts";
 import { appendAudit, tailAudit } from "./audit.ts";
-import { lockPathFor, withFileLockSync } from "./flock.ts";
+import { withFileLockSync } from "./flock.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { BUNDLE_ID_RE, VILLAGE_ID_RE, assertBundleId, type DataPaths } from "./paths.ts";
 import { storeBundle } from "./store.ts";
@@ -33,10 +33,15 @@ export interface QuarantineEntry extends QuarantineMeta {
   file: string;
 }
 
+/** One lock per village's quarantine (a lock file per bundle would be left behind for each). */
+function quarantineLock(paths: DataPaths, villageId: string): string {
+  return `${paths.quarantineDir(villageId)}.lock`;
+}
+
 /** Holds a bundle; a bundle already held keeps its first record. */
 export function putInQuarantine(paths: DataPaths, raw: Uint8Array, meta: QuarantineMeta): void {
   const file = paths.quarantineFile(meta.village_id, meta.bundle_id);
-  withFileLockSync(lockPathFor(file), "exclusive", () => {
+  withFileLockSync(quarantineLock(paths, meta.village_id), "exclusive", () => {
     if (readJsonFile(paths.quarantineMetaFile(meta.village_id, meta.bundle_id)) !== null) return;
     atomicWrite(file, raw);
     writeJsonFile(paths.quarantineMetaFile(meta.village_id, meta.bundle_id), meta);
@@ -91,7 +96,7 @@ export function locateQuarantined(paths: DataPaths, ref: string, villageId?: str
  */
 export function approveQuarantined(paths: DataPaths, villageId: string, bundleId: string, actor: string): { status: "stored" | "duplicate" } {
   const file = paths.quarantineFile(villageId, bundleId);
-  return withFileLockSync(lockPathFor(file), "exclusive", () => {
+  return withFileLockSync(quarantineLock(paths, villageId), "exclusive", () => {
     const raw = readRaw(file);
     const village = readVillage(paths, villageId);
     const policy = villagePolicy(village);
@@ -116,7 +121,7 @@ export function approveQuarantined(paths: DataPaths, villageId: string, bundleId
 
 export function rejectQuarantined(paths: DataPaths, villageId: string, bundleId: string, actor: string, reason: string): void {
   const file = paths.quarantineFile(villageId, bundleId);
-  withFileLockSync(lockPathFor(file), "exclusive", () => {
+  withFileLockSync(quarantineLock(paths, villageId), "exclusive", () => {
     const entry = readEntry(paths, villageId, bundleId);
     atomicWrite(paths.rejectedFile(villageId, bundleId), readRaw(file));
     writeJsonFile(paths.rejectedMetaFile(villageId, bundleId), {

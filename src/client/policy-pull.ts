@@ -1,0 +1,88 @@
+/**
+ * Pull-based policy reconciliation: fetch another node's chain after our head, check every
+ * update, apply the whole run atomically, or refuse and change nothing.
+ */
+import type { JsonValue } from "../core/canonical.ts";
+import { LinksError } from "../core/errors.ts";
+import { checkRun } from "../core/policy-chain.ts";
+import { normalizePolicyUpdate, policyHash, type PolicyUpdate } from "../core/policy-update.ts";
+import type { DataPaths } from "../storage/paths.ts";
+import { applyPolicyRun, policyChain } from "../storage/policy.ts";
+import { readVillage } from "../storage/villages.ts";
+import type { Remote } from "./remote.ts";
+
+export interface PullReport {
+  status: "aligned" | "behind" | "applied";
+  village_id: string;
+  local_head: string;
+  remote_head: string;
+  updates: number;
+}
+
+const PAGE = 100;
+const MAX_UPDATES = 10_000;
+
+export async function remoteHead(remote: Remote, vid: string, localHead: string): Promise<{ hash: string; same: boolean }> {
+  const res = await remote.request("GET", `/villages/${vid}/policy/latest`, {
+    headers: { "if-none-match": `"${localHead}"` },
+    accept: [304],
+  });
+  if (res.status === 304) return { hash: localHead, same: true };
+  const hash = (res.body as { policy_hash?: unknown } | null)?.policy_hash;
+  if (typeof hash !== "string") throw new LinksError("remote_error", "the node's policy/latest answer has no policy_hash");
+  return { hash, same: hash === localHead };
+}
+
+/** Every update after `since` on the remote, following its cursors. */
+async function updatesSince(remote: Remote, vid: string, since: string): Promise<PolicyUpdate[]> {
+  const out: PolicyUpdate[] = [];
+  let cursor: string | null = null;
+  do {
+    const query = new URLSearchParams({ since, limit: String(PAGE) });
+    if (cursor) query.set("cursor", cursor);
+    const res = await remote.request("GET", `/villages/${vid}/policy/updates?${query}`);
+    const body = res.body as { updates?: JsonValue[]; next_cursor?: string | null } | null;
+    if (!body || !Array.isArray(body.updates)) throw new LinksError("remote_error", "the node's policy/updates answer has no updates array");
+    for (const u of body.updates) out.push(normalizePolicyUpdate(u));
+    cursor = typeof body.next_cursor === "string" ? body.next_cursor : null;
+    if (out.length > MAX_UPDATES) throw new LinksError("remote_error", `the node sent more than ${MAX_UPDATES} updates`);
+  } while (cursor);
+  return out;
+}
+
+export async function pullPolicy(remote: Remote, paths: DataPaths, vid: string, opts: { apply: boolean; now?: number }): Promise<PullReport> {
+  const now = opts.now ?? Date.now();
+  const village = readVillage(paths, vid);
+  const localHead = policyHash(village.policy);
+  const head = await remoteHead(remote, vid, localHead);
+  const report = (status: PullReport["status"], updates: number): PullReport => ({
+    status,
+    village_id: vid,
+    local_head: localHead,
+    remote_head: head.hash,
+    updates,
+  });
+  if (head.same) return report("aligned", 0);
+
+  let updates: PolicyUpdate[];
+  try {
+    updates = await updatesSince(remote, vid, localHead);
+  } catch (e) {
+    if (!(e instanceof LinksError) || e.code !== "unknown_policy_hash") throw e;
+    const ours = policyChain(paths, vid).map((c) => c.policy_hash);
+    if (ours.includes(head.hash)) {
+      throw new LinksError("policy_rollback", `the node's policy ${head.hash} is older than ours (${localHead}): refusing a rollback or replay`);
+    }
+    throw new LinksError(
+      "policy_divergence",
+      `the node's history does not contain our policy ${localHead}: the two histories diverged (a change made on one side only)`,
+    );
+  }
+  if (updates.length === 0 || updates[updates.length - 1]?.policy_hash !== head.hash) {
+    throw new LinksError("policy_lineage", `the node's updates after ${localHead} do not end at its head ${head.hash}`);
+  }
+  checkRun({ villageId: vid, headHash: localHead, headPolicy: village.policy, now }, updates);
+  if (!opts.apply) return report("behind", updates.length);
+  const applied = applyPolicyRun(paths, vid, updates, { actor: `pull:${remote.baseUrl}`, now });
+  return report("applied", applied.applied);
+}
