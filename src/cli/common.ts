@@ -60,3 +60,25 @@ export function parsePositiveInt(value: string | undefined, name: string, fallba
   }
   return Number(value);
 }
+
+/** Every value of a repeatable option, in order (citty keeps only the last). */
+export function repeated(rawArgs: string[], flag: string): string[] {
+  const out: string[] = [];
+  rawArgs.forEach((a, i) => {
+    if (a === flag && rawArgs[i + 1] !== undefined) out.push(rawArgs[i + 1] as string);
+    else if (a.startsWith(`${flag}=`)) out.push(a.slice(flag.length + 1));
+  });
+  return out;
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2 };
+
+/** A byte size such as 1048576, 512KiB or 1MiB. */
+export function parseByteSize(value: string, name: string): number {
+  const m = /^(\d+)\s*([a-zA-Z]*)$/.exec(value.trim());
+  const unit = m ? SIZE_UNITS[(m[2] ?? "").toLowerCase()] : undefined;
+  if (!m || unit === undefined || Number(m[1]) < 1) {
+    throw new LinksError("invalid_argument", `--${name} must be a size like 1048576, 512KiB or 1MiB, got ${JSON.stringify(value)}`);
+  }
+  return Number(m[1]) * unit;
+}

@@ -9,7 +9,7 @@ import { assertMemberId, assertVillageId } from "../storage/paths.ts";
 import { recordGenesis } from "../storage/policy.ts";
 import { createVillage, listVillageIds, readVillage, updateVillage, villagePolicy, withPolicy } from "../storage/villages.ts";
 import { auditPolicyHash } from "../core/village-policy.ts";
-import { dataArgs, jsonArgs, parsePositiveInt, printJson, say } from "./common.ts";
+import { dataArgs, jsonArgs, parsePositiveInt, printJson, repeated, say } from "./common.ts";
 import { actorArgs, actorOf, openData } from "./context.ts";
 
 const vidArg = { village_id: { type: "positional", description: "Village id ([A-Za-z0-9_-], 1-64 chars)", required: true } } as const;
@@ -67,16 +67,6 @@ const create = defineCommand({
     showToken(token, args.admin);
   },
 });
-
-/** Every value of a repeatable option, in order (citty keeps only the last). */
-export function repeated(rawArgs: string[], flag: string): string[] {
-  const out: string[] = [];
-  rawArgs.forEach((a, i) => {
-    if (a === flag && rawArgs[i + 1] !== undefined) out.push(rawArgs[i + 1] as string);
-    else if (a.startsWith(`${flag}=`)) out.push(a.slice(flag.length + 1));
-  });
-  return out;
-}
 
 const addMemberCmd = defineCommand({
   meta: { name: "add-member", description: "Add a member; prints its token on the last line" },

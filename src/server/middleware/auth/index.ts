@@ -1,0 +1,73 @@
+/**
+ * Step 2 of every village route: `Authorization: Bearer <token>` -> a live member of the village
+ * (401 missing_token / invalid_token / revoked_token with `WWW-Authenticate`), then the route's
+ * right checked against the village's current policy (403 forbidden). Failed attempts are
+ * counted per client address by the auth-failure guard, which refuses (429) an address that has
+ * used up its attempts before any token is looked at.
+ */
+import type { MiddlewareHandler } from "hono";
+import { LinksError, type ErrorCode } from "../../../core/errors.ts";
+import { roleMay, type Right } from "../../../core/village-policy.ts";
+import type { MemberDirectory } from "../../../storage/members.ts";
+import type { AppContext, AppEnv } from "../../context.ts";
+import type { AuthFailureGuard } from "../rate-limit/index.ts";
+
+export interface AuthOptions {
+  /** one directory for the whole app: it caches each village's ledger by file identity */
+  directory: MemberDirectory;
+  failures?: AuthFailureGuard | undefined;
+  realm?: string;
+}
+
+const RIGHTS: ReadonlySet<string> = new Set(["pull", "push", "manage"]);
+// RFC 6750 b64token, bounded: a real token is 43 characters.
+const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]{1,512}=*) *$/i;
+
+export function parseBearer(header: string | undefined): { token: string } | { problem: "missing" | "malformed" } {
+  if (header === undefined || header.trim() === "") return { problem: "missing" };
+  const m = BEARER_RE.exec(header);
+  return m ? { token: m[1] as string } : { problem: "malformed" };
+}
+
+/** Builds `auth(right)`: the middleware for routes that need that right. */
+export function bearerAuth(opts: AuthOptions): (right: Right) => MiddlewareHandler<AppEnv> {
+  if (!opts.directory || typeof opts.directory.authenticate !== "function") {
+    throw new LinksError("invalid_argument", "auth: a MemberDirectory is required");
+  }
+  const realm = opts.realm ?? "links";
+  if (!/^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/.test(realm)) throw new LinksError("invalid_argument", "auth: realm must be printable ASCII without quotes");
+
+  const unauthorized = (c: AppContext, code: ErrorCode, detail: string, error?: string): never => {
+    c.header("WWW-Authenticate", `Bearer realm="${realm}"${error ? `, error="${error}"` : ""}`);
+    throw new LinksError(code, detail);
+  };
+
+  return (right) => {
+    if (!RIGHTS.has(right)) throw new LinksError("invalid_argument", `auth: unknown right ${JSON.stringify(right)}`);
+    return async (c, next) => {
+      const vid = c.get("villageId");
+      if (vid === undefined) throw new LinksError("internal_error", "auth runs after route-ids on village routes");
+      opts.failures?.check(c);
+      const bearer = parseBearer(c.req.header("authorization"));
+      if ("problem" in bearer) {
+        if (bearer.problem === "malformed") opts.failures?.record(c);
+        unauthorized(c, "missing_token", "this route needs an Authorization: Bearer <token> header");
+      }
+      let member;
+      try {
+        member = opts.directory.authenticate(vid, (bearer as { token: string }).token);
+      } catch (e) {
+        if (e instanceof LinksError && (e.code === "invalid_token" || e.code === "revoked_token")) {
+          opts.failures?.record(c);
+          unauthorized(c, e.code, e.detail, "invalid_token");
+        }
+        throw e;
+      }
+      c.set("member", member);
+      if (!roleMay(c.get("policy"), member.role, right)) {
+        throw new LinksError("forbidden", `role ${JSON.stringify(member.role)} may not ${right} in village ${vid}`);
+      }
+      await next();
+    };
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * The loopback warning, enforced: a bearer token that arrives over plain HTTP from a peer that
+ * is not this host has crossed a network in clear. Such a request is refused (403 tls_required)
+ * unless it came through a trusted proxy that says it received HTTPS, or the operator opted in
+ * with allowInsecureRemote. The refusal cannot un-send the token; it makes the mistake loud.
+ */
+import type { MiddlewareHandler } from "hono";
+import { LinksError } from "../../../core/errors.ts";
+import type { AppContext, AppEnv } from "../../context.ts";
+import { isLoopbackIp } from "../../net.ts";
+
+export interface LoopbackGuardOptions {
+  allowInsecureRemote: boolean;
+}
+
+/** Every X-Forwarded-Proto value (a chain of proxies may list several) is "https". */
+export function forwardedProtoIsHttps(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(",").every((p) => p.trim().toLowerCase() === "https");
+}
+
+/** The decision, as a pure function of what the request shows. */
+export function bearerTransportAllowed(args: {
+  hasAuthorization: boolean;
+  secureTransport: boolean;
+  peer: string;
+  viaTrustedProxy: boolean;
+  forwardedProto: string | undefined;
+  allowInsecureRemote: boolean;
+}): boolean {
+  if (!args.hasAuthorization || args.secureTransport || args.allowInsecureRemote) return true;
+  if (isLoopbackIp(args.peer)) return true;
+  return args.viaTrustedProxy && forwardedProtoIsHttps(args.forwardedProto);
+}
+
+function isSecure(c: AppContext): boolean {
+  try {
+    return new URL(c.req.url).protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
+export function loopbackGuard(opts: LoopbackGuardOptions): MiddlewareHandler<AppEnv> {
+  if (typeof opts.allowInsecureRemote !== "boolean") {
+    throw new LinksError("invalid_argument", "loopback-guard: allowInsecureRemote must be a boolean");
+  }
+  return async (c, next) => {
+    const allowed = bearerTransportAllowed({
+      hasAuthorization: c.req.header("authorization") !== undefined,
+      secureTransport: isSecure(c),
+      peer: c.get("peerIp"),
+      viaTrustedProxy: c.get("viaTrustedProxy"),
+      forwardedProto: c.req.header("x-forwarded-proto"),
+      allowInsecureRemote: opts.allowInsecureRemote,
+    });
+    if (!allowed) {
+      throw new LinksError(
+        "tls_required",
+        "bearer tokens are refused over plain HTTP from a remote address: put a TLS-terminating reverse proxy in " +
+          "front of the node (and name it with --trust-proxy), or start it with --allow-insecure-remote",
+      );
+    }
+    await next();
+  };
+}

@@ -1,0 +1,23 @@
+/** What the route modules are built from: storage, the shared middleware, the route table. */
+import type { Hono, MiddlewareHandler } from "hono";
+import type { Right } from "../../core/village-policy.ts";
+import type { DataPaths } from "../../storage/paths.ts";
+import type { AppEnv } from "../context.ts";
+import type { RouteTable } from "../route-table.ts";
+
+export interface RouteDeps {
+  app: Hono<AppEnv>;
+  routes: RouteTable;
+  paths: DataPaths;
+  now: () => number;
+  /** step 1: path ids checked, village read */
+  ids: MiddlewareHandler<AppEnv>;
+  /** step 2: bearer token -> member with this right */
+  auth: (right: Right) => MiddlewareHandler<AppEnv>;
+  /** step 3 for village routes: per village+member, the policy's rate_limit_per_min */
+  memberLimit: MiddlewareHandler<AppEnv>;
+  /** per client address, for routes without a token */
+  publicLimit: MiddlewareHandler<AppEnv>;
+  /** step 4: bounded JSON body, read once into c.var.body */
+  jsonBody: MiddlewareHandler<AppEnv>;
+}

@@ -1,0 +1,52 @@
+/**
+ * Quarantine review over HTTP (manage right): list, approve (re-checked against the current
+ * policy; refused with the policy's reason while it still forbids the bundle), reject.
+ */
+import { zValidator } from "@hono/zod-validator";
+import { z } from "zod";
+import type { MiddlewareHandler } from "hono";
+import { parseJson } from "../../core/canonical.ts";
+import { parseWith } from "../../core/schema.ts";
+import { approveQuarantined, listQuarantine, rejectQuarantined } from "../../storage/quarantine.ts";
+import { sendJson, type AppEnv } from "../context.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export const RejectBodySchema = z.object({
+  reason: z.string().min(1, "must not be empty").max(2000, "must be at most 2000 characters"),
+});
+
+/** A schema failure becomes the usual 400 invalid_schema naming the field. */
+const rejectBody = zValidator("json", RejectBodySchema, (result) => {
+  if (!result.success) parseWith(RejectBodySchema, result.data, "request body");
+});
+
+/** Malformed JSON is 400 invalid_json (with where), as on every other route, before zod sees it. */
+const wellFormedJson: MiddlewareHandler<AppEnv> = async (c, next) => {
+  parseJson(c.get("body"));
+  await next();
+};
+
+export function quarantineRoutes(d: RouteDeps): void {
+  const { app, routes } = d;
+
+  app.get(routes.add("GET", "/villages/:id/quarantine"), d.ids, d.auth("manage"), d.memberLimit, (c) => {
+    // Entries without `file`: a path on this host means nothing to the client.
+    const entries = listQuarantine(d.paths, c.get("villageId")).map(({ file: _file, ...meta }) => meta);
+    return sendJson(c, { entries });
+  });
+
+  const approve = routes.add("POST", "/villages/:id/quarantine/:bundle_id/approve");
+  app.post(approve, d.ids, d.auth("manage"), d.memberLimit, (c) => {
+    const bundleId = c.req.param("bundle_id");
+    approveQuarantined(d.paths, c.get("villageId"), bundleId, c.get("member").memberId);
+    return sendJson(c, { status: "approved", bundle_id: bundleId });
+  });
+
+  const reject = routes.add("POST", "/villages/:id/quarantine/:bundle_id/reject");
+  app.post(reject, d.ids, d.auth("manage"), d.memberLimit, d.jsonBody, wellFormedJson, rejectBody, (c) => {
+    const bundleId = c.req.param("bundle_id");
+    const { reason } = c.req.valid("json");
+    rejectQuarantined(d.paths, c.get("villageId"), bundleId, c.get("member").memberId, reason);
+    return sendJson(c, { status: "rejected", bundle_id: bundleId });
+  });
+}

@@ -1,0 +1,113 @@
+/**
+ * `links serve`: the app on Bun.serve. The client address comes from the connection (the Bun
+ * server is handed to the app as its env), one startup line goes to stderr (with the real port
+ * when asked for port 0), and SIGTERM/SIGINT stop accepting, let in-flight requests finish, then
+ * exit 0. The returned handle does not keep anything alive by itself beyond the listening socket.
+ */
+import { resolve } from "node:path";
+import { LinksError } from "../core/errors.ts";
+import { createApp, DEFAULTS } from "./app.ts";
+import { isLoopbackHost, urlHost } from "./net.ts";
+
+export interface ServeOptions {
+  bind: string;
+  port: number;
+  dataDir: string;
+  /** addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed */
+  trustProxy?: readonly string[];
+  /** accept bearer tokens over plain HTTP from remote peers */
+  allowInsecureRemote?: boolean;
+  maxBodyBytes?: number;
+  /** install SIGTERM/SIGINT handlers that stop gracefully and exit 0 (default true) */
+  handleSignals?: boolean;
+  logger?: (line: object) => void;
+  /** where the startup line and warnings go (default stderr) */
+  announce?: (line: string) => void;
+}
+
+export interface ServerHandle {
+  port: number;
+  hostname: string;
+  /** stops accepting and resolves once in-flight requests have finished */
+  stop(): Promise<void>;
+}
+
+export function insecureBindWarning(bind: string, allowInsecureRemote: boolean): string | null {
+  if (isLoopbackHost(bind)) return null;
+  const head = `links: WARNING: listening on ${bind}, which is reachable from other hosts. Bearer tokens need TLS in front of this node (a reverse proxy).`;
+  return allowInsecureRemote
+    ? `${head} --allow-insecure-remote is set: bearer tokens sent over plain HTTP from remote peers ARE ACCEPTED.`
+    : `${head} Plain-HTTP requests carrying a bearer token from remote peers are refused (403 tls_required) unless they come through --trust-proxy with X-Forwarded-Proto: https, or --allow-insecure-remote is set.`;
+}
+
+export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
+  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
+    throw new LinksError("invalid_argument", `port must be an integer from 0 to 65535, got ${opts.port}`);
+  }
+  if (typeof opts.bind !== "string" || opts.bind.trim() === "") throw new LinksError("invalid_argument", "bind address is required");
+  const announce = opts.announce ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const dataDir = resolve(opts.dataDir);
+  const allowInsecureRemote = opts.allowInsecureRemote ?? DEFAULTS.allowInsecureRemote;
+  const { app, close } = createApp({
+    dataDir,
+    trustProxy: opts.trustProxy ?? DEFAULTS.trustProxy,
+    allowInsecureRemote,
+    maxBodyBytes: opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+  });
+
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      hostname: opts.bind,
+      port: opts.port,
+      development: false,
+      // Bun turns SO_REUSEPORT on when development is false: a second `links serve` on the same
+      // port would then silently share its connections. One node, one port.
+      reusePort: false,
+      fetch: (req, srv) => app.fetch(req, srv),
+      // Only reached if something fails outside Hono's own error handling.
+      error: () =>
+        new Response(JSON.stringify({ detail: "internal error", code: "internal_error" }), {
+          status: 500,
+          headers: { "Content-Type": "application/json" },
+        }),
+    });
+  } catch (e) {
+    close();
+    const why = (e as { code?: string }).code === "EADDRINUSE" ? "the address is in use" : (e as Error).message;
+    throw new LinksError("unavailable", `cannot listen on ${urlHost(opts.bind)}:${opts.port}: ${why}`, { cause: e });
+  }
+  const hostname = server.hostname ?? opts.bind;
+  const port = server.port ?? opts.port;
+
+  const warning = insecureBindWarning(opts.bind, allowInsecureRemote);
+  if (warning) announce(warning);
+  announce(`links: listening on http://${urlHost(hostname)}:${port} (data ${dataDir})`);
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await server.stop();
+      // Removed only now, so a second signal while requests finish still reaches onSignal.
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      close();
+    })();
+    return stopping;
+  };
+  function onSignal(): void {
+    if (stopping) {
+      // A second signal: do not wait for slow clients any longer.
+      void server.stop(true);
+      return;
+    }
+    announce("links: stopping (finishing requests in flight)");
+    void stop().then(() => process.exit(0));
+  }
+  if (opts.handleSignals ?? true) {
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  }
+  return { port, hostname, stop };
+}
