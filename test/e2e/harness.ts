@@ -9,7 +9,9 @@ import { join, relative, resolve } from "node:path";
 
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 export const LINKS_BIN = join(REPO_ROOT, "dist", "links");
-export const VECTORS_DIR = process.env.LINKS_VECTORS_DIR ?? "/work/shared/vectors";
+import { VECTORS_DIR } from "../fixtures/vectors-dir.ts";
+
+export { VECTORS_DIR };
 
 if (!existsSync(LINKS_BIN)) {
   throw new Error(`${LINKS_BIN} is missing: run \`npm run build\` (or \`npx bun run build\`) before the end-to-end tests`);

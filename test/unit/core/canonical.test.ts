@@ -1,5 +1,6 @@
+import { VECTORS_DIR } from "../../fixtures/vectors-dir.ts";
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import {
@@ -16,7 +17,7 @@ import {
 } from "../../../src/core/canonical.ts";
 import { LinksError } from "../../../src/core/errors.ts";
 
-const VECTORS = [join(import.meta.dir, "../../fixtures/vectors"), "/work/shared/vectors"].find((d) => existsSync(d))!;
+const VECTORS = VECTORS_DIR;
 
 type JsonObject = { [key: string]: JsonValue };
 

@@ -1,16 +1,12 @@
 /**
- * Loads the shared wire-format vectors (../../fixtures/vectors when copied into the repository,
- * else the shared folder). Every folder is enumerated, never hard-coded, so new vectors are
- * picked up by the tests as they are added.
+ * Loads the wire-format vectors (see test/fixtures/vectors-dir.ts for where from). Every folder
+ * is enumerated, never hard-coded, so new vectors are picked up by the tests as they are added.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { VECTORS_DIR } from "../../fixtures/vectors-dir.ts";
 
-export const VECTORS_DIR = [
-  process.env.LINKS_VECTORS_DIR,
-  join(import.meta.dir, "../../fixtures/vectors"),
-  "/work/shared/vectors",
-].find((d): d is string => d !== undefined && existsSync(d))!;
+export { VECTORS_DIR };
 
 export interface Vector {
   /** file name without .json */
