@@ -45,6 +45,8 @@ async function updatesSince(remote: Remote, vid: string, since: string): Promise
     if (!body || !Array.isArray(body.updates)) throw new LinksError("remote_error", "the node's policy/updates answer has no updates array");
     for (const u of body.updates) out.push(normalizePolicyUpdate(u));
     cursor = typeof body.next_cursor === "string" ? body.next_cursor : null;
+    // a page that brings nothing but another cursor would page forever
+    if (cursor && body.updates.length === 0) throw new LinksError("remote_error", "the node sent an empty page of updates with a next_cursor");
     if (out.length > MAX_UPDATES) throw new LinksError("remote_error", `the node sent more than ${MAX_UPDATES} updates`);
   } while (cursor);
   return out;

@@ -87,10 +87,19 @@ export function applyPolicyRun(paths: DataPaths, vid: string, updates: PolicyUpd
   });
 }
 
-/** Writes history rows and audit rows for changes applied in order; returns the new village. */
-function record(paths: DataPaths, village: Village, changes: PolicyChange[], opts: ApplyOptions): Village {
+/**
+ * Writes history rows and audit rows for changes applied in order; returns the new village.
+ * `start` is the head the first change replaces (null for a village's first policy).
+ */
+function record(
+  paths: DataPaths,
+  village: Village,
+  changes: PolicyChange[],
+  opts: ApplyOptions,
+  start: string | null = policyHash(village.policy),
+): Village {
   const vid = village.village_id;
-  let head = policyHash(village.policy);
+  let head = start;
   const rows: PolicyHistoryRow[] = [];
   const audits: AuditEntry[] = [];
   for (const change of changes) {
@@ -129,7 +138,7 @@ function record(paths: DataPaths, village: Village, changes: PolicyChange[], opt
 
 /** Records a new village's first policy as the start of its chain. */
 export function recordGenesis(paths: DataPaths, village: Village, actor: string): void {
-  record(paths, village, [{ policy: village.policy, artifact: null }], { actor, source: "create" });
+  record(paths, village, [{ policy: village.policy, artifact: null }], { actor, source: "create" }, null);
 }
 
 export function readPolicyHistory(paths: DataPaths, vid: string): PolicyHistoryRow[] {
@@ -149,11 +158,14 @@ export interface ChainEntry {
 
 /**
  * The chain as published: one entry per history row. Rows written by Python Links hold only
- * the policy; they get an unsigned artifact so the chain reads the same either way.
+ * the policy; they get an unsigned artifact so the chain reads the same either way. An entry's
+ * hash is always computed from the row's policy: Python Links stored the policy after filling in
+ * defaults (what village.json holds) beside the hash of the policy as sent, so its `policy_hash`
+ * need not be the hash of the policy the village actually took.
  */
 export function policyChain(paths: DataPaths, vid: string): ChainEntry[] {
   return readPolicyHistory(paths, vid).map((row) => {
-    const hash = row.policy_hash ?? policyHash(row.policy);
+    const hash = policyHash(row.policy);
     const artifact = row.artifact ?? policyUpdateToJson(newPolicyUpdate({ villageId: vid, policy: row.policy, actor: row.actor ?? null, previousPolicyHash: row.previous_policy_hash ?? null, createdAt: row.ts }));
     return { policy_hash: hash, previous_policy_hash: row.previous_policy_hash ?? null, signed: row.signed === true, artifact };
   });

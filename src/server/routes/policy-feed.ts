@@ -1,0 +1,158 @@
+/**
+ * The policy feed other nodes pull from (`links policy pull`, `links policy drift`):
+ *
+ * - `GET /villages/:id/policy/latest`: the head of the village's chain, `{policy_hash, artifact,
+ *   signed}`, with `ETag: "<policy_hash>"`; an `If-None-Match` naming it (quoted or not, weak or
+ *   not, or `*`) answers 304 without a body.
+ * - `GET /villages/:id/policy/updates?since=<policy_hash>&limit=N&cursor=C`: the chain entries
+ *   after the last occurrence of `since`, in chain order, `{updates, next_cursor, head}`. An
+ *   unknown `since` is 404 `unknown_policy_hash` (never an empty list: the caller has diverged or
+ *   is ahead). Without `since`, the whole chain. `since` must be 64 lowercase hex and `limit` 1 to
+ *   1000 (default 100), else 400 invalid_argument. `next_cursor` (null on the last page) is opaque:
+ *   base64url of "c1:<chain index of the next entry>"; given back with the same `since`, it decides
+ *   where the page starts (`since` is still checked). A cursor this node cannot have handed out
+ *   (bad form, or past the end of the append-only chain) is 400 invalid_cursor.
+ *
+ * The head is always the hash of the village's current policy (village.json). The chain published
+ * is the history ending at that head: rows written after it (a write of village.json that failed
+ * after its history row) are left out, and a policy with no history row (a village made by Python
+ * Links, or village.json edited by hand) gets an unsigned entry of its own.
+ *
+ * Access: both routes are readable without a token (per-address public rate limit) unless the
+ * village's visibility is `private`; then a bearer token of a member with the pull right is needed
+ * (the usual 401/403) and the member rate limit applies. For a village that is not private the
+ * Authorization header is not looked at: the answer is the same for everyone.
+ */
+import type { MiddlewareHandler } from "hono";
+import { normalizeDatetime } from "../../core/datetime.ts";
+import { LinksError } from "../../core/errors.ts";
+import { newPolicyUpdate, policyHash, policyUpdateToJson } from "../../core/policy-update.ts";
+import { chainSince, policyChain, type ChainEntry } from "../../storage/policy.ts";
+import type { Village } from "../../storage/villages.ts";
+import { sendJson, type AppContext, type AppEnv } from "../context.ts";
+import type { RouteDeps } from "./deps.ts";
+
+export const FEED_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
+
+const HASH_RE = /^[0-9a-f]{64}$/;
+const CURSOR_TEXT_RE = /^c1:(0|[1-9][0-9]{0,14})$/;
+
+export function encodeFeedCursor(index: number): string {
+  return Buffer.from(`c1:${index}`, "utf8").toString("base64url");
+}
+
+/** The chain index a cursor stands for; anything not made by encodeFeedCursor is invalid_cursor. */
+export function decodeFeedCursor(cursor: string): number {
+  const bad = (): never => {
+    throw new LinksError("invalid_cursor", "the cursor is not one this node handed out");
+  };
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(cursor)) bad();
+  const m = CURSOR_TEXT_RE.exec(Buffer.from(cursor, "base64url").toString("utf8"));
+  if (!m) return bad();
+  const index = Number(m[1]);
+  if (encodeFeedCursor(index) !== cursor) bad();
+  return index;
+}
+
+/** Whether an If-None-Match header names this entity tag (weak comparison, RFC 9110 13.1.2). */
+export function etagMatches(header: string | undefined, tag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(",").some((part) => {
+    const t = part.trim();
+    if (t === "*") return true;
+    const bare = t.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+    return bare === tag;
+  });
+}
+
+/** The chain as this node publishes it: ends at the hash of the village's current policy. */
+export function publishedChain(d: Pick<RouteDeps, "paths">, village: Village): ChainEntry[] {
+  const vid = village.village_id;
+  const head = policyHash(village.policy);
+  const chain = policyChain(d.paths, vid);
+  for (let i = chain.length - 1; i >= 0; i--) {
+    if (chain[i]?.policy_hash === head) return chain.slice(0, i + 1);
+  }
+  const previous = chain.at(-1)?.policy_hash ?? null;
+  const artifact = newPolicyUpdate({
+    villageId: vid,
+    policy: village.policy,
+    actor: null,
+    previousPolicyHash: previous,
+    createdAt: stableCreatedAt(village),
+  });
+  return [...chain, { policy_hash: head, previous_policy_hash: previous, signed: false, artifact: policyUpdateToJson(artifact) }];
+}
+
+/** The village's own created_at when it reads as a datetime, so the answer is the same each time. */
+function stableCreatedAt(village: Village): string | undefined {
+  return normalizeDatetime(village.created_at) ?? undefined;
+}
+
+/** One query parameter: absent (or empty) -> undefined; given twice -> invalid_argument. */
+function single(c: AppContext, name: string): string | undefined {
+  const values = c.req.queries(name) ?? [];
+  if (values.length > 1) throw new LinksError("invalid_argument", `query parameter ${name} is given ${values.length} times`);
+  const value = values[0];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+function parseLimit(text: string | undefined): number {
+  if (text === undefined) return FEED_PAGE.defaultLimit;
+  const n = /^[0-9]{1,7}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= 1 && n <= FEED_PAGE.maxLimit)) {
+    throw new LinksError("invalid_argument", `limit must be an integer from 1 to ${FEED_PAGE.maxLimit}, got ${JSON.stringify(text.slice(0, 40))}`);
+  }
+  return n;
+}
+
+function parseSince(text: string | undefined): string | undefined {
+  if (text !== undefined && !HASH_RE.test(text)) {
+    throw new LinksError("invalid_argument", `since must be a policy_hash (64 lowercase hex characters), got ${JSON.stringify(text.slice(0, 80))}`);
+  }
+  return text;
+}
+
+function cacheControl(c: AppContext): void {
+  c.header("Cache-Control", c.get("policy").visibility === "private" ? "private, no-cache" : "no-cache");
+}
+
+export function policyFeedRoutes(d: RouteDeps): void {
+  const pullRight = d.auth("pull");
+  /** Public rate limit for a village that is not private; token, pull right, member limit otherwise. */
+  const access: MiddlewareHandler<AppEnv> = async (c, next) => {
+    if (c.get("policy").visibility !== "private") return d.publicLimit(c, next);
+    return pullRight(c, () => d.memberLimit(c, next) as Promise<void>);
+  };
+
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/latest"), d.ids, access, (c) => {
+    const chain = publishedChain(d, c.get("village"));
+    const head = chain[chain.length - 1] as ChainEntry;
+    c.header("ETag", `"${head.policy_hash}"`);
+    cacheControl(c);
+    if (etagMatches(c.req.header("if-none-match"), head.policy_hash)) return c.body(null, 304);
+    return sendJson(c, { policy_hash: head.policy_hash, artifact: head.artifact, signed: head.signed });
+  });
+
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates"), d.ids, access, (c) => {
+    const since = parseSince(single(c, "since"));
+    const limit = parseLimit(single(c, "limit"));
+    const cursor = single(c, "cursor");
+    const chain = publishedChain(d, c.get("village"));
+    const head = (chain[chain.length - 1] as ChainEntry).policy_hash;
+    // 404 unknown_policy_hash for a since this chain does not hold
+    const after = chainSince(chain, since, head);
+    let start = chain.length - after.length;
+    if (cursor !== undefined) {
+      start = decodeFeedCursor(cursor);
+      if (start > chain.length) throw new LinksError("invalid_cursor", "the cursor is not one this node handed out");
+    }
+    const end = Math.min(start + limit, chain.length);
+    cacheControl(c);
+    return sendJson(c, {
+      updates: chain.slice(start, end).map((e) => e.artifact),
+      next_cursor: end < chain.length ? encodeFeedCursor(end) : null,
+      head,
+    });
+  });
+}
