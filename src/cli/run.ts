@@ -61,7 +61,14 @@ async function usageOf(chain: AnyCommand[]): Promise<string> {
   return renderUsage(cmd, { meta: { name: await commandPath(chain.slice(0, -1)), version } });
 }
 
-async function checkOptions(cmd: AnyCommand, rest: string[]): Promise<void> {
+/**
+ * Refuses unknown options and returns the arguments with each string option's value joined to
+ * it (`--token -abc` -> `--token=-abc`). citty parses the whole command line again at every level
+ * of the command tree, where no option is known: there a separate value that starts with "-" (a
+ * base64url token does one time in 64) reads as a group of short flags, and one holding "_" set
+ * the flag "_", which overwrote the positionals and crashed the parser.
+ */
+async function checkOptions(cmd: AnyCommand, rest: string[]): Promise<string[]> {
   const defs = (cmd.args ? await resolve(cmd.args) : {}) as ArgsDef;
   const known = new Map<string, string>();
   for (const [name, def] of Object.entries(defs)) {
@@ -71,13 +78,26 @@ async function checkOptions(cmd: AnyCommand, rest: string[]): Promise<void> {
     known.set(kebab, def.type ?? "string");
     for (const alias of [(def as { alias?: string | string[] }).alias ?? []].flat()) known.set(alias, def.type ?? "string");
   }
-  for (const arg of rest) {
-    if (arg === "--") break;
+  const out: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i] as string;
+    if (arg === "--") {
+      out.push(...rest.slice(i));
+      break;
+    }
+    out.push(arg);
     if (!arg.startsWith("-") || arg === "-") continue;
     const name = arg.replace(/^--?/, "").split("=")[0] as string;
     const type = known.get(name) ?? (name.startsWith("no-") ? known.get(name.slice(3)) : undefined);
     if (type === undefined) throw new UsageError(`unknown option "${arg.split("=")[0]}"`);
+    // The parser takes the next word as a string option's value, whatever it starts with.
+    const value = rest[i + 1];
+    if (type === "boolean" || arg.includes("=") || value === undefined) continue;
+    i++;
+    if (arg.startsWith("--")) out[out.length - 1] = `${arg}=${value}`;
+    else out.push(value);
   }
+  return out;
 }
 
 export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<number> {
@@ -98,8 +118,8 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<numbe
       process.stderr.write(`${await usageOf(chain)}\n`);
       return 2;
     }
-    await checkOptions(cmd, rest);
-    await runCommand(root, { rawArgs });
+    const args = await checkOptions(cmd, rest);
+    await runCommand(root, { rawArgs: [...rawArgs.slice(0, rawArgs.length - rest.length), ...args] });
     return 0;
   } catch (error) {
     return reportError(error, path);
