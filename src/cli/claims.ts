@@ -5,7 +5,9 @@ import { JsonFloat, parseJson, toJsonText } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { isLinksError } from "../core/errors.ts";
 import { parseWith, zFloat } from "../core/schema.ts";
-import { queryClaims, reindex } from "../storage/claims-index.ts";
+import { ClaimsDb } from "../storage/claims-db.ts";
+import { reindex, type ClaimFilter } from "../storage/claims-index.ts";
+import type { DataPaths } from "../storage/paths.ts";
 import { submitPublic, submitToVillage } from "../storage/inbox.ts";
 import { readSeedFile } from "../storage/keys.ts";
 import { assertVillageId } from "../storage/paths.ts";
@@ -108,11 +110,11 @@ const ingest = defineCommand({
     ...actorArgs,
     ...jsonArgs,
   },
-  run({ args }) {
+  async run({ args }) {
     const paths = openData(args);
     const raw = readInputFile(args.file, "bundle file");
     const vid = args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]);
-    const result = vid === undefined ? submitPublic(paths, raw, actorOf(args)) : submitToVillage(paths, vid, raw, actorOf(args));
+    const result = vid === undefined ? submitPublic(paths, raw, actorOf(args)) : await submitToVillage(paths, vid, raw, actorOf(args));
     if (args.json) printJson(result);
     else if (result.status === "quarantined") say(`quarantined ${result.bundle_id}: ${result.detail} [${result.code}]`);
     else say(`${result.status} ${result.bundle_id}${vid ? ` into ${vid}` : " into the public store"}`);
@@ -132,13 +134,15 @@ const query = defineCommand({
     ...jsonArgs,
   },
   run({ args }) {
-    const rows = queryClaims(openData(args), {
+    const paths = openData(args);
+    const filter = {
       subject: args.subject,
       issuer: args.issuer,
       predicate: args.predicate,
       villageId: args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]),
-      limit: args.limit === undefined ? undefined : parsePositiveInt(args.limit, "limit", 1),
-    });
+    };
+    const limit = args.limit === undefined ? Number.MAX_SAFE_INTEGER : parsePositiveInt(args.limit, "limit", 1);
+    const rows = queryIndex(paths, filter, limit);
     if (args.json) return printJson(rows);
     for (const r of rows) {
       process.stdout.write(`${r.subject}\t${r.predicate}\t${r.object ?? ""}\t${toJsonText(r.value)}\t${r.issuer}\t${r.village_id ?? "-"}\t${r.bundle_id}\n`);
@@ -159,6 +163,16 @@ const reindexCmd = defineCommand({
     else say(`reindexed ${result.bundles} bundles into ${result.rows} index rows`);
   },
 });
+
+/** Queries through the claims database (brought up to date with claims.jsonl first). */
+function queryIndex(paths: DataPaths, filter: ClaimFilter, limit: number) {
+  const db = new ClaimsDb(paths);
+  try {
+    return db.query(filter, limit).map((r) => r.row);
+  } finally {
+    db.close();
+  }
+}
 
 function progressBar(label: string): (done: number, total: number) => void {
   let last = -1;

@@ -61,7 +61,7 @@ const pull = defineCommand({
       if (args.json || !args.out) process.stdout.write(`${text}\n`);
       return;
     }
-    const result = submitToVillage(openData(args), vid, new TextEncoder().encode(text), actorOf({ actor: `pull:${remote.baseUrl}` }));
+    const result = await submitToVillage(openData(args), vid, new TextEncoder().encode(text), actorOf({ actor: `pull:${remote.baseUrl}` }));
     if (args.json) printJson(result);
     else say(`${result.status} ${result.bundle_id} from ${remote.baseUrl} into local village ${vid}`);
     if (result.status === "quarantined") throw new ExitCode(3);

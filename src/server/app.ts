@@ -8,6 +8,8 @@
 import { Hono } from "hono";
 import { LinksError } from "../core/errors.ts";
 import { MemberDirectory } from "../storage/members.ts";
+import { ClaimsDb } from "../storage/claims-db.ts";
+import { GroupCommit } from "../storage/group-commit.ts";
 import { DataPaths } from "../storage/paths.ts";
 import type { AppEnv } from "./context.ts";
 import { bearerAuth } from "./middleware/auth/index.ts";
@@ -22,6 +24,7 @@ import { RouteTable } from "./route-table.ts";
 import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
 import { inboxRoutes } from "./routes/inbox.ts";
+import { policyFeedRoutes } from "./routes/policy-feed.ts";
 import { policyRoutes } from "./routes/policy.ts";
 import { publicRoutes } from "./routes/public.ts";
 import { quarantineRoutes } from "./routes/quarantine.ts";
@@ -96,7 +99,12 @@ export function createApp(opts: ServerOptions): LinksApp {
   app.use(clientIp({ trustProxy: o.trustProxy }));
   app.use(loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote }));
 
+  const commit = new GroupCommit(paths);
+  const claimsDb = new ClaimsDb(paths);
+  claimsDb.catchUp();
   const deps: RouteDeps = {
+    commit,
+    claimsDb,
     app,
     routes,
     paths,
@@ -118,7 +126,15 @@ export function createApp(opts: ServerOptions): LinksApp {
   inboxRoutes(deps);
   claimsRoutes(deps);
   policyRoutes(deps);
+  policyFeedRoutes(deps);
   quarantineRoutes(deps);
 
-  return { app, close: () => limiter.clear() };
+  return {
+    app,
+    close: () => {
+      commit.close();
+      claimsDb.close();
+      limiter.clear();
+    },
+  };
 }

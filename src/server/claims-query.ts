@@ -1,16 +1,14 @@
 /**
- * The claims query behind `GET /villages/:id/claims`: one page of a village's index rows and an
- * opaque cursor for the next. For now a scan of store/index/claims.jsonl with the storage
- * layer's filter; an indexed implementation can replace `claimsPage` without touching the route.
+ * The claims query behind `GET /villages/:id/claims`: one page of a village's index rows from the
+ * node's claims database, and an opaque cursor for the next.
  *
- * The cursor is base64url of "o1:<n>", n being the position in the index file after the last row
- * returned. The index is append-only between reindexes; a reindex may reorder rows, so a cursor
- * taken before one may skip or repeat rows.
+ * The cursor is base64url of "o1:<n>", n being the sequence number of the last row returned. The
+ * index is append-only between reindexes; a reindex renumbers rows, so a cursor taken before one
+ * may skip or repeat rows.
  */
 import { LinksError } from "../core/errors.ts";
-import { matches, parseIndexRow, type ClaimFilter } from "../storage/claims-index.ts";
-import { readJsonl } from "../storage/jsonl.ts";
-import type { DataPaths } from "../storage/paths.ts";
+import type { ClaimsDb } from "../storage/claims-db.ts";
+import type { ClaimFilter } from "../storage/claims-index.ts";
 import type { IndexRow } from "../storage/store.ts";
 
 export const CLAIMS_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
@@ -48,16 +46,14 @@ export function decodeCursor(cursor: string): number {
   return position;
 }
 
-export function claimsPage(paths: DataPaths, q: ClaimsPageQuery): ClaimsPage {
-  const start = q.cursor === null ? 0 : decodeCursor(q.cursor);
+export function claimsPage(db: ClaimsDb, q: ClaimsPageQuery): ClaimsPage {
+  const after = q.cursor === null ? 0 : decodeCursor(q.cursor);
   const filter: ClaimFilter = { villageId: q.villageId, subject: q.subject, predicate: q.predicate, issuer: q.issuer };
-  const rows = readJsonl(paths.claimsIndexFile(), parseIndexRow);
-  const claims: IndexRow[] = [];
-  for (let i = start; i < rows.length; i++) {
-    const row = rows[i] as IndexRow;
-    if (!matches(row, filter)) continue;
-    if (claims.length === q.limit) return { claims, next_cursor: encodeCursor(i) };
-    claims.push(row);
-  }
-  return { claims, next_cursor: null };
+  const rows = db.query(filter, q.limit + 1, after);
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return {
+    claims: page.map((r) => r.row),
+    next_cursor: rows.length > q.limit && last ? encodeCursor(last.seq) : null,
+  };
 }

@@ -6,6 +6,8 @@
  */
 import { resolve } from "node:path";
 import { LinksError } from "../core/errors.ts";
+import { recover } from "../storage/group-commit.ts";
+import { DataPaths } from "../storage/paths.ts";
 import { createApp, DEFAULTS } from "./app.ts";
 import { isLoopbackHost, urlHost } from "./net.ts";
 
@@ -48,6 +50,10 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const announce = opts.announce ?? ((line: string) => process.stderr.write(`${line}\n`));
   const dataDir = resolve(opts.dataDir);
   const allowInsecureRemote = opts.allowInsecureRemote ?? DEFAULTS.allowInsecureRemote;
+  const recovered = recover(new DataPaths(dataDir));
+  if (recovered.repaired > 0) {
+    announce(`links: recovered ${recovered.repaired} of ${recovered.logged} bundles from the ingest log after a crash`);
+  }
   const { app, close } = createApp({
     dataDir,
     trustProxy: opts.trustProxy ?? DEFAULTS.trustProxy,

@@ -21,6 +21,11 @@ import { LinksError, storageError } from "../core/errors.ts";
 export interface AtomicWriteOptions {
   /** File mode of the result; default 0o644. Applied with fchmod, so the umask does not narrow it. */
   mode?: number;
+  /**
+   * fsync the file and its directory (default true). Only the group commit turns it off, for
+   * files its write-ahead log makes durable and recovery rewrites after a crash.
+   */
+  sync?: boolean;
 }
 
 function tempPathFor(path: string): string {
@@ -28,7 +33,7 @@ function tempPathFor(path: string): string {
 }
 
 /** Writes data to a fresh temp file next to path, fsynced and closed. Returns the temp path. */
-function writeTemp(path: string, data: string | Uint8Array, mode: number): string {
+function writeTemp(path: string, data: string | Uint8Array, mode: number, sync = true): string {
   mkdirSync(dirname(path), { recursive: true });
   const temp = tempPathFor(path);
   const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
@@ -37,7 +42,7 @@ function writeTemp(path: string, data: string | Uint8Array, mode: number): strin
     fchmodSync(fd, mode);
     let done = 0;
     while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-    fsyncSync(fd);
+    if (sync) fsyncSync(fd);
   } catch (e) {
     closeQuietly(fd);
     removeQuietly(temp);
@@ -81,10 +86,10 @@ function removeQuietly(path: string): void {
 export function atomicWrite(path: string, data: string | Uint8Array, opts?: AtomicWriteOptions): void {
   let temp: string | undefined;
   try {
-    temp = writeTemp(path, data, opts?.mode ?? 0o644);
+    temp = writeTemp(path, data, opts?.mode ?? 0o644, opts?.sync ?? true);
     renameSync(temp, path);
     temp = undefined;
-    fsyncDir(dirname(path));
+    if (opts?.sync ?? true) fsyncDir(dirname(path));
   } catch (e) {
     if (temp !== undefined) removeQuietly(temp);
     throw storageError(e, `writing ${path}`);
@@ -104,7 +109,7 @@ export function writeNewFileAtomic(
   const exists = () => new LinksError("file_exists", `${path} already exists`);
   let temp: string | undefined;
   try {
-    temp = writeTemp(path, data, opts?.mode ?? 0o644);
+    temp = writeTemp(path, data, opts?.mode ?? 0o644, opts?.sync ?? true);
     try {
       linkSync(temp, path);
     } catch (e) {
@@ -113,9 +118,30 @@ export function writeNewFileAtomic(
     }
     removeQuietly(temp);
     temp = undefined;
-    fsyncDir(dirname(path));
+    if (opts?.sync ?? true) fsyncDir(dirname(path));
   } catch (e) {
     if (temp !== undefined) removeQuietly(temp);
     throw storageError(e, `creating ${path}`);
+  }
+}
+
+/**
+ * Creates path with data, no temp file and no fsync; EEXIST becomes file_exists. Only for the
+ * group commit: its write-ahead log holds the data durably and recovery rewrites a file that a
+ * crash left torn, so the rename dance would buy nothing there.
+ */
+export function createFileUnsynced(path: string, data: string | Uint8Array): void {
+  let fd: number | undefined;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    let done = 0;
+    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+  } catch (e) {
+    if ((e as { code?: string }).code === "EEXIST") throw new LinksError("file_exists", `${path} already exists`);
+    throw storageError(e, `creating ${path}`);
+  } finally {
+    if (fd !== undefined) closeQuietly(fd);
   }
 }

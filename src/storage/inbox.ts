@@ -11,15 +11,29 @@ import { appendAudit } from "./audit.ts";
 import type { DataPaths } from "./paths.ts";
 import { putInQuarantine } from "./quarantine.ts";
 import { findBundleFile, storeBundle } from "./store.ts";
-import { readVillage, villagePolicy } from "./villages.ts";
+import type { GroupCommit } from "./group-commit.ts";
+import { readVillage, villagePolicy, type Village } from "./villages.ts";
 
 export type InboxResult =
   | { status: "accepted" | "duplicate"; bundle_id: string }
   | { status: "quarantined"; bundle_id: string; code: ErrorCode; detail: string };
 
+export interface SubmitOptions {
+  /** the node's group commit; without it each bundle is fsynced on its own (CLI) */
+  commit?: GroupCommit | undefined;
+  /** the village as the caller already read it */
+  village?: Village | undefined;
+}
+
 /** Runs a village's pipeline on a received body. Rejections throw (and are audited). */
-export function submitToVillage(paths: DataPaths, villageId: string, raw: Uint8Array, actor: string): InboxResult {
-  const village = readVillage(paths, villageId);
+export async function submitToVillage(
+  paths: DataPaths,
+  villageId: string,
+  raw: Uint8Array,
+  actor: string,
+  opts: SubmitOptions = {},
+): Promise<InboxResult> {
+  const village = opts.village ?? readVillage(paths, villageId);
   const policy = villagePolicy(village);
   const policyHash = auditPolicyHash(village.policy);
   const bundle = parseBundle(raw);
@@ -47,8 +61,15 @@ export function submitToVillage(paths: DataPaths, villageId: string, raw: Uint8A
   if (findBundleFile(paths, bundle.bundle_id, villageId) !== null) {
     return { status: "duplicate", bundle_id: bundle.bundle_id };
   }
-  const stored = storeBundle(paths, decision.bundle, villageId, policy.visibility);
-  if (stored.status === "stored") appendAudit(paths, { ...base, action: "ingest.accept" });
+  const audit = { ...base, action: "ingest.accept" } as const;
+  const item = { bundle: decision.bundle, villageId, visibility: policy.visibility };
+  let stored;
+  if (opts.commit) {
+    stored = await opts.commit.submit({ ...item, audit });
+  } else {
+    stored = storeBundle(paths, item.bundle, villageId, item.visibility);
+    if (stored.status === "stored") appendAudit(paths, audit);
+  }
   return { status: stored.status === "stored" ? "accepted" : "duplicate", bundle_id: bundle.bundle_id };
 }
 

@@ -20,8 +20,8 @@ export function readJsonFile(path: string): JsonValue | null {
   }
 }
 
-export function writeJsonFile(path: string, value: unknown, opts: { exclusive?: boolean } = {}): void {
+export function writeJsonFile(path: string, value: unknown, opts: { exclusive?: boolean; sync?: boolean } = {}): void {
   const text = `${toJsonText(value as JsonValue)}\n`;
-  if (opts.exclusive) writeNewFileAtomic(path, text);
-  else atomicWrite(path, text);
+  if (opts.exclusive) writeNewFileAtomic(path, text, { sync: opts.sync ?? true });
+  else atomicWrite(path, text, { sync: opts.sync ?? true });
 }

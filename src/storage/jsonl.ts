@@ -5,7 +5,7 @@
  * append never replaces the inode, unlike an atomic rewrite), and readers take a shared lock so
  * they never see half of an append that is still in progress.
  */
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants, fdatasyncSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { LinksError, storageError } from "../core/errors.ts";
 import { atomicWrite } from "./atomic.ts";
@@ -61,7 +61,7 @@ export function lockedAppend(path: string, lines: string[], opts?: { fsync?: boo
     }
     let done = 0;
     while (done < data.length) done += writeSync(fd, data, done, data.length - done);
-    if (opts?.fsync ?? true) fsyncSync(fd);
+    if (opts?.fsync ?? true) fdatasyncSync(fd);
   } catch (e) {
     throw storageError(e, `appending to ${path}`);
   } finally {
@@ -113,7 +113,7 @@ export function replaceJsonl(path: string, lines: string[]): void {
 }
 
 /** Reads bytes [offset, EOF) under a shared lock; null when the file does not exist. */
-function readFrom(path: string, offset: number): Uint8Array | null {
+function readFrom(path: string, offset: number, maxBytes = Number.POSITIVE_INFINITY): Uint8Array | null {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY);
@@ -125,7 +125,7 @@ function readFrom(path: string, offset: number): Uint8Array | null {
     lockFd(fd, "shared");
     const size = fstatSync(fd).size;
     if (offset >= size) return new Uint8Array(0);
-    const buf = Buffer.alloc(size - offset);
+    const buf = Buffer.alloc(Math.min(size - offset, maxBytes));
     let got = 0;
     while (got < buf.length) {
       const n = readSync(fd, buf, got, buf.length - got, offset + got);
@@ -214,11 +214,13 @@ export function readJsonlFrom<T>(
   offset: number,
   parse: (line: string) => T,
   onBad: OnBadLine = warnBadLine,
+  /** read at most this many bytes (whole lines only; a longer line is left for later) */
+  maxBytes?: number,
 ): { records: T[]; nextOffset: number } {
   if (!Number.isSafeInteger(offset) || offset < 0) {
     throw new LinksError("invalid_argument", `offset must be a non-negative integer, got ${offset}`);
   }
-  const buf = readFrom(path, offset);
+  const buf = readFrom(path, offset, maxBytes);
   if (buf === null) return { records: [], nextOffset: offset };
   const { records, consumed } = parseLines(path, buf, offset, parse, onBad, false);
   return { records, nextOffset: offset + consumed };

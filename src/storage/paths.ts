@@ -106,6 +106,19 @@ export class DataPaths {
     return this.under("store", "bundles", assertVillageId(vid), `${bid}.json`);
   }
 
+  /** The group commit's write-ahead log: accepted bundles not yet covered by a checkpoint. */
+  ingestLogFile(): string {
+    return this.under("store", "index", "ingest.wal.jsonl");
+  }
+
+  ingestCheckpointFile(): string {
+    return this.under("store", "index", "ingest.checkpoint.json");
+  }
+
+  claimsSqliteFile(): string {
+    return this.under("store", "index", "claims.sqlite");
+  }
+
   claimsIndexFile(): string {
     return this.under("store", "index", "claims.jsonl");
   }

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { normalizeBundle, type Bundle, type VerifiedBundle } from "../core/bundle.ts";
 import { toJsonText, type JsonValue } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
-import { atomicWrite } from "./atomic.ts";
+import { atomicWrite, createFileUnsynced } from "./atomic.ts";
+import type { ClaimsDb } from "./claims-db.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { lockedAppend } from "./jsonl.ts";
 import { BUNDLE_ID_RE, VILLAGE_ID_RE, type DataPaths } from "./paths.ts";
@@ -65,29 +66,48 @@ export function readStoredBundle(paths: DataPaths, bundleId: string, villageId: 
 
 export type IngestResult = { status: "stored" | "duplicate"; bundleId: string; rows: number };
 
+export interface StoreItem {
+  bundle: VerifiedBundle;
+  villageId: string | null;
+  visibility: Visibility | string;
+}
+
 /**
- * Stores a bundle that already passed verification (the type says so) and policy. Idempotent across processes:
- * the bundle file is created with link(2), so only the first writer appends index rows.
+ * Stores bundles that already passed verification (the type says so) and policy. Idempotent
+ * across processes: each bundle file is created with link(2), so only its first writer appends
+ * index rows. With `sync: false` nothing is fsynced: only the group commit does that, whose
+ * write-ahead log already holds the bundles durably.
  */
-export function storeBundle(
-  paths: DataPaths,
-  bundle: VerifiedBundle,
-  villageId: string | null,
-  visibility: Visibility | string,
-): IngestResult {
-  if (findBundleFile(paths, bundle.bundle_id, villageId) !== null) {
-    return { status: "duplicate", bundleId: bundle.bundle_id, rows: 0 };
+export function storeBundles(paths: DataPaths, items: StoreItem[], opts: { sync: boolean } = { sync: true }): IngestResult[] {
+  const rows: string[] = [];
+  const latest = new Map<string | null, string>();
+  const results = items.map(({ bundle, villageId, visibility }): IngestResult => {
+    const duplicate = { status: "duplicate", bundleId: bundle.bundle_id, rows: 0 } as const;
+    if (findBundleFile(paths, bundle.bundle_id, villageId) !== null) return duplicate;
+    try {
+      const file = paths.bundleFile(bundle.bundle_id, villageId);
+      if (opts.sync) writeJsonFile(file, bundle, { exclusive: true });
+      else createFileUnsynced(file, `${toJsonText(bundle as unknown as JsonValue)}\n`);
+    } catch (e) {
+      if (e instanceof LinksError && e.code === "file_exists") return duplicate;
+      throw e;
+    }
+    const mine = indexRows(bundle, villageId, visibility);
+    for (const r of mine) rows.push(toJsonText(r as unknown as JsonValue));
+    latest.set(villageId, bundle.bundle_id);
+    return { status: "stored", bundleId: bundle.bundle_id, rows: mine.length };
+  });
+  lockedAppend(paths.claimsIndexFile(), rows, { fsync: opts.sync });
+  // Under the group commit the node answers "latest" from its claims database; the pointer
+  // (replaced by rename, which ext4 flushes eagerly) is for the CLI's single writes.
+  if (opts.sync) {
+    for (const [villageId, bundleId] of latest) atomicWrite(latestPointer(paths, villageId), `${bundleId}\n`);
   }
-  try {
-    writeJsonFile(paths.bundleFile(bundle.bundle_id, villageId), bundle, { exclusive: true });
-  } catch (e) {
-    if (e instanceof LinksError && e.code === "file_exists") return { status: "duplicate", bundleId: bundle.bundle_id, rows: 0 };
-    throw e;
-  }
-  const rows = indexRows(bundle, villageId, visibility);
-  lockedAppend(paths.claimsIndexFile(), rows.map((r) => toJsonText(r as unknown as JsonValue)));
-  atomicWrite(latestPointer(paths, villageId), `${bundle.bundle_id}\n`);
-  return { status: "stored", bundleId: bundle.bundle_id, rows: rows.length };
+  return results;
+}
+
+export function storeBundle(paths: DataPaths, bundle: VerifiedBundle, villageId: string | null, visibility: Visibility | string): IngestResult {
+  return storeBundles(paths, [{ bundle, villageId, visibility }])[0] as IngestResult;
 }
 
 function latestPointer(paths: DataPaths, villageId: string | null): string {
@@ -95,11 +115,17 @@ function latestPointer(paths: DataPaths, villageId: string | null): string {
 }
 
 /**
- * The newest bundle of a village (or the public store). Reads the pointer; a data directory
- * written by Python Links has none, so the newest file by mtime is found once and remembered.
+ * The newest bundle of a village (or the public store): the last one indexed, from the node's
+ * claims database; else the pointer the CLI writes; a data directory written by Python Links has
+ * neither, so the newest file by mtime is found once and remembered.
  */
-export function latestBundle(paths: DataPaths, villageId: string | null): Bundle | null {
+export function latestBundle(paths: DataPaths, villageId: string | null, db?: ClaimsDb): Bundle | null {
   if (villageId !== null && !VILLAGE_ID_RE.test(villageId)) return null;
+  const indexed = db?.latestBundleId(villageId) ?? null;
+  if (indexed !== null) {
+    const bundle = readStoredBundle(paths, indexed, villageId);
+    if (bundle) return bundle;
+  }
   const pointer = latestPointer(paths, villageId);
   let bundleId: string | null = null;
   try {

@@ -2,7 +2,7 @@
  * Villages: `villages/<id>/village.json`, replaced atomically, changed only under its lock so
  * concurrent writers from several processes never lose one another's update.
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { z } from "zod";
 import type { JsonValue } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
@@ -33,15 +33,48 @@ export function villageExists(paths: DataPaths, vid: string): boolean {
   return readJsonFile(paths.villageFile(vid)) !== null;
 }
 
-/** The village, or a village_not_found error. */
-export function readVillage(paths: DataPaths, vid: string): Village {
+/** The village, or a village_not_found error. Read afresh from disk. */
+function loadVillage(paths: DataPaths, vid: string): Village {
   const raw = readJsonFile(paths.villageFile(vid));
   if (raw === null) throw new LinksError("village_not_found", `village ${JSON.stringify(vid)} does not exist`);
   return parseWith(VillageSchema, raw, `village.json of ${vid}`);
 }
 
+// village.json is replaced by rename, so a new inode (or size/mtime) means a new version: the
+// node reads it on every request without parsing it again until it changes. Values are shared:
+// callers must not mutate them.
+const cache = new Map<string, { stamp: string; village: Village }>();
+const CACHE_MAX = 1024;
+
+/** The village, or a village_not_found error. */
+export function readVillage(paths: DataPaths, vid: string): Village {
+  const file = paths.villageFile(vid);
+  let stamp: string;
+  try {
+    const s = statSync(file);
+    stamp = `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    cache.delete(file);
+    return loadVillage(paths, vid);
+  }
+  const hit = cache.get(file);
+  if (hit && hit.stamp === stamp) return hit.village;
+  const village = loadVillage(paths, vid);
+  if (cache.size >= CACHE_MAX) cache.clear();
+  cache.set(file, { stamp, village });
+  return village;
+}
+
+const policyViews = new WeakMap<Village, VillagePolicy>();
+
+/** The typed view of a village's policy (computed once per village version). */
 export function villagePolicy(village: Village): VillagePolicy {
-  return readPolicy(village.policy);
+  let view = policyViews.get(village);
+  if (!view) {
+    view = readPolicy(village.policy);
+    policyViews.set(village, view);
+  }
+  return view;
 }
 
 export function listVillageIds(paths: DataPaths): string[] {
@@ -94,7 +127,7 @@ export function updateVillage<T>(
 ): T {
   const file = paths.villageFile(vid);
   return withFileLockSync(lockPathFor(file), "exclusive", () => {
-    const before = readVillage(paths, vid);
+    const before = loadVillage(paths, vid);
     const { village, result } = change(before);
     if (village !== before) writeJsonFile(file, village);
     return result;

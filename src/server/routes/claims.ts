@@ -27,13 +27,13 @@ function parseLimit(text: string | undefined): number {
 export function claimsRoutes(d: RouteDeps): void {
   d.app.get(d.routes.add("GET", "/villages/:id/claims/latest"), d.ids, d.auth("pull"), d.memberLimit, (c) => {
     const vid = c.get("villageId");
-    const bundle = latestBundle(d.paths, vid);
+    const bundle = latestBundle(d.paths, vid, d.claimsDb);
     if (bundle === null) throw new LinksError("bundle_not_found", `village ${vid} holds no bundle yet`);
     return sendJson(c, bundle);
   });
 
   d.app.get(d.routes.add("GET", "/villages/:id/claims"), d.ids, d.auth("pull"), d.memberLimit, (c) => {
-    const page = claimsPage(d.paths, {
+    const page = claimsPage(d.claimsDb, {
       villageId: c.get("villageId"),
       subject: single(c, "subject"),
       predicate: single(c, "predicate"),

@@ -1,6 +1,8 @@
 /** What the route modules are built from: storage, the shared middleware, the route table. */
 import type { Hono, MiddlewareHandler } from "hono";
 import type { Right } from "../../core/village-policy.ts";
+import type { ClaimsDb } from "../../storage/claims-db.ts";
+import type { GroupCommit } from "../../storage/group-commit.ts";
 import type { DataPaths } from "../../storage/paths.ts";
 import type { AppEnv } from "../context.ts";
 import type { RouteTable } from "../route-table.ts";
@@ -9,6 +11,10 @@ export interface RouteDeps {
   app: Hono<AppEnv>;
   routes: RouteTable;
   paths: DataPaths;
+  /** batches the inbox's durable writes */
+  commit: GroupCommit;
+  /** the query index derived from store/index/claims.jsonl */
+  claimsDb: ClaimsDb;
   now: () => number;
   /** step 1: path ids checked, village read */
   ids: MiddlewareHandler<AppEnv>;

@@ -9,8 +9,11 @@ import type { RouteDeps } from "./deps.ts";
 
 export function inboxRoutes(d: RouteDeps): void {
   const path = d.routes.add("POST", "/villages/:id/inbox");
-  d.app.post(path, d.ids, d.auth("push"), d.memberLimit, d.jsonBody, (c) => {
-    const result = submitToVillage(d.paths, c.get("villageId"), c.get("body"), c.get("member").memberId);
+  d.app.post(path, d.ids, d.auth("push"), d.memberLimit, d.jsonBody, async (c) => {
+    const result = await submitToVillage(d.paths, c.get("villageId"), c.get("body"), c.get("member").memberId, {
+      commit: d.commit,
+      village: c.get("village"),
+    });
     if (result.status === "quarantined") {
       // `reason` repeats `code` for Python Links clients, which read that name.
       const { bundle_id, code, detail } = result;

@@ -14,7 +14,7 @@ export function publicRoutes(d: RouteDeps): void {
   app.get(routes.add("GET", "/healthz"), (c) => c.json({ status: "ok" }));
 
   app.get(routes.add("GET", "/.well-known/links/claims/latest"), d.publicLimit, (c) => {
-    const bundle = latestBundle(d.paths, null);
+    const bundle = latestBundle(d.paths, null, d.claimsDb);
     if (bundle === null) throw new LinksError("bundle_not_found", "this node holds no public bundle");
     return sendJson(c, bundle);
   });

@@ -1,0 +1,59 @@
+/**
+ * Village inbox ingest: the compiled node on loopback with a temp data dir, unique signed
+ * 10-claim bundles pushed at concurrency 1, 16 and 64 for a fixed time each. Prints bundles/s,
+ * p50/p99 latency, RSS, and in the same run the single-core native verify rate (the limit).
+ * Usage: bun scripts/bench/ingest.ts [--seconds 5]
+ */
+import { rate } from "./crypto.ts";
+import { closedLoop, fmt, makeBundles, run, startNode, tempDir } from "./lib.ts";
+import { generateSeed, publicKeyFromSeed, sign, verify } from "../../src/core/ed25519.ts";
+
+const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 5;
+const levels = [1, 16, 64];
+
+export async function ingestBench(): Promise<Array<[string, string]>> {
+  const seed = generateSeed();
+  const pub = publicKeyFromSeed(seed);
+  const msg = new TextEncoder().encode("x".repeat(3000));
+  const sig = sign(msg, seed);
+  const verifyRate = rate(() => verify(sig, msg, pub), 1500);
+
+  const dir = tempDir("links-bench-ingest-");
+  const data = `${dir.path}/data`;
+  const token = (await run(["villages", "create", "bench", "Bench", "admin", "--data", data])).trim().split("\n").pop() as string;
+  // the load generator is one member; lift its per-minute limit out of the way
+  const policy = JSON.parse(await run(["villages", "show", "bench", "--json", "--data", data])).policy;
+  await Bun.write(`${dir.path}/policy.json`, JSON.stringify({ ...policy, rate_limit_per_min: 100_000_000 }));
+  await run(["policy", "apply-local", "bench", `${dir.path}/policy.json`, "--data", data]);
+
+  const genStart = performance.now();
+  const bodies = makeBundles(Math.ceil(9000 * seconds * levels.length), 10);
+  const genSeconds = (performance.now() - genStart) / 1000;
+  const node = await startNode(data);
+  const rows: Array<[string, string]> = [];
+  try {
+    const rssBefore = node.rssKb();
+    let next = 0;
+    const url = `${node.url}/villages/bench/inbox`;
+    const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    rows.push(["native verify (1 core, same run)", `${fmt(verifyRate)} verifies/s`]);
+    rows.push(["bundles pre-generated", `${fmt(bodies.length)} in ${fmt(genSeconds, 1)} s`]);
+    for (const c of levels) {
+      const r = await closedLoop(c, seconds, () => (next < bodies.length ? new Request(url, { method: "POST", headers, body: bodies[next++] }) : null));
+      const ok = (r.statuses[200] ?? 0);
+      rows.push([
+        `ingest c=${c}`,
+        `${fmt(ok / r.seconds)} bundles/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, ${fmt((ok / r.seconds / verifyRate) * 100, 1)}% of verify rate, statuses ${JSON.stringify(r.statuses)}`,
+      ]);
+    }
+    rows.push(["node RSS before/after", `${fmt(rssBefore / 1024, 1)} MiB / ${fmt(node.rssKb() / 1024, 1)} MiB`]);
+  } finally {
+    await node.stop();
+    dir.remove();
+  }
+  return rows;
+}
+
+if (import.meta.main) {
+  for (const [k, v] of await ingestBench()) console.log(`${k.padEnd(36)} ${v}`);
+}

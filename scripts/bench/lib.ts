@@ -1,0 +1,166 @@
+/**
+ * Shared pieces of the benchmarks: run the compiled node on a temp data dir, make signed bundles
+ * fast (native signing, for load generation only), drive a closed-loop load, report percentiles.
+ */
+import { createPrivateKey, sign as nativeSign, type KeyObject } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { encodeBase64 } from "../../src/core/base64.ts";
+import { computeBundleId, normalizeBundle, signedBytes, type Bundle } from "../../src/core/bundle.ts";
+import { JsonFloat, toJsonText } from "../../src/core/canonical.ts";
+import { generateSeed, publicKeyFromSeed } from "../../src/core/ed25519.ts";
+
+export const REPO = resolve(import.meta.dir, "../..");
+export const BIN = join(REPO, "dist", "links");
+
+export function tempDir(prefix: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export async function run(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const proc = Bun.spawn([BIN, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`links ${args.join(" ")} exited ${code}: ${err}`);
+  return out;
+}
+
+export interface Node {
+  url: string;
+  pid: number;
+  rssKb(): number;
+  stop(): Promise<void>;
+}
+
+export async function startNode(dataDir: string): Promise<Node> {
+  const proc = Bun.spawn([BIN, "serve", "--port", "0", "--data", dataDir], { stdout: "ignore", stderr: "pipe" });
+  const reader = proc.stderr.getReader();
+  let text = "";
+  let port = 0;
+  while (!port) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`node did not start: ${text}`);
+    text += new TextDecoder().decode(value);
+    port = Number(/listening on http:\/\/[^:]+:(\d+)/.exec(text)?.[1] ?? 0);
+  }
+  (async () => {
+    for (;;) if ((await reader.read()).done) return;
+  })();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: proc.pid,
+    rssKb: () => rssKb(proc.pid),
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
+}
+
+export function rssKb(pid: number): number {
+  try {
+    const status = require("node:fs").readFileSync(`/proc/${pid}/status`, "utf8") as string;
+    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** Signs with the runtime's native Ed25519 (fast load generation; the node verifies natively). */
+export class FastSigner {
+  private readonly key: KeyObject;
+  readonly publicKey: string;
+
+  constructor(seed = generateSeed()) {
+    const pkcs8 = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), Buffer.from(seed)]);
+    this.key = createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" });
+    this.publicKey = encodeBase64(publicKeyFromSeed(seed));
+  }
+
+  sign(bundle: Bundle): Bundle {
+    const withId = { ...bundle, bundle_id: computeBundleId(bundle) };
+    const signature = nativeSign(null, signedBytes(withId), this.key);
+    return { ...withId, public_key: this.publicKey, signature: encodeBase64(signature) };
+  }
+}
+
+/** n distinct signed bundles of `claims` claims each, serialized as request bodies. */
+export function makeBundles(n: number, claims = 10, issuer = "bench-node", tag = "b"): string[] {
+  const signer = new FastSigner();
+  const created = "2026-11-25T12:00:00.123456Z";
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const bundle = normalizeBundle({
+      bundle_id: "",
+      issuer,
+      created_at: created,
+      window_days: 30,
+      claims: Array.from({ length: claims }, (_, c) => ({
+        issuer,
+        subject: `wikipedia:en:${tag}${i}`,
+        predicate: "links.weighted_to",
+        object: `wikipedia:en:${tag}${i}_${c}`,
+        value: new JsonFloat(Math.log1p(c + 1)),
+        window_days: 30,
+        computed_at: created,
+        derivation: "log(1 + count_30d)",
+        evidence: [],
+      })),
+    });
+    out.push(toJsonText(signer.sign(bundle) as never));
+  }
+  return out;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+export interface LoadResult {
+  requests: number;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  statuses: Record<number, number>;
+}
+
+/**
+ * Closed-loop load: `concurrency` workers each send the next request as soon as the previous
+ * answered, until `seconds` pass or `makeRequest` runs out (returns null).
+ */
+export async function closedLoop(concurrency: number, seconds: number, makeRequest: () => Request | null): Promise<LoadResult> {
+  const latencies: number[] = [];
+  const statuses: Record<number, number> = {};
+  const end = performance.now() + seconds * 1000;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const req = makeRequest();
+        if (!req) return;
+        const t0 = performance.now();
+        const res = await fetch(req);
+        await res.arrayBuffer();
+        latencies.push(performance.now() - t0);
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    requests: latencies.length,
+    seconds: elapsed,
+    perSecond: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    statuses,
+  };
+}
+
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
