@@ -5,7 +5,7 @@
  * Usage: bun scripts/bench/ingest.ts [--seconds 5]
  */
 import { rate } from "./crypto.ts";
-import { closedLoop, fmt, makeBundles, run, startNode, tempDir } from "./lib.ts";
+import { closedLoop, fileCreateRate, fmt, makeBundles, run, startNode, tempDir } from "./lib.ts";
 import { generateSeed, publicKeyFromSeed, sign, verify } from "../../src/core/ed25519.ts";
 
 const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 5;
@@ -27,7 +27,7 @@ export async function ingestBench(): Promise<Array<[string, string]>> {
   await run(["policy", "apply-local", "bench", `${dir.path}/policy.json`, "--data", data]);
 
   const genStart = performance.now();
-  const bodies = makeBundles(Math.ceil(9000 * seconds * levels.length), 10);
+  const bodies = makeBundles(Math.ceil(8000 * seconds * levels.length), 10);
   const genSeconds = (performance.now() - genStart) / 1000;
   const node = await startNode(data);
   const rows: Array<[string, string]> = [];
@@ -37,6 +37,7 @@ export async function ingestBench(): Promise<Array<[string, string]>> {
     const url = `${node.url}/villages/bench/inbox`;
     const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     rows.push(["native verify (1 core, same run)", `${fmt(verifyRate)} verifies/s`]);
+    rows.push(["file creates in the data dir (same run)", `${fmt(fileCreateRate(dir.path))} files/s (each stored bundle is one file)`]);
     rows.push(["bundles pre-generated", `${fmt(bodies.length)} in ${fmt(genSeconds, 1)} s`]);
     for (const c of levels) {
       const r = await closedLoop(c, seconds, () => (next < bodies.length ? new Request(url, { method: "POST", headers, body: bodies[next++] }) : null));

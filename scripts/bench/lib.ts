@@ -3,8 +3,7 @@
  * fast (native signing, for load generation only), drive a closed-loop load, report percentiles.
  */
 import { createPrivateKey, sign as nativeSign, type KeyObject } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { encodeBase64 } from "../../src/core/base64.ts";
 import { computeBundleId, normalizeBundle, signedBytes, type Bundle } from "../../src/core/bundle.ts";
@@ -14,8 +13,14 @@ import { generateSeed, publicKeyFromSeed } from "../../src/core/ed25519.ts";
 export const REPO = resolve(import.meta.dir, "../..");
 export const BIN = join(REPO, "dist", "links");
 
+/**
+ * Benchmarks work in .bench/ inside the repository (or LINKS_BENCH_DIR): the same kind of disk
+ * an operator's data directory sits on, where /tmp may be a RAM disk or worn by other programs.
+ */
 export function tempDir(prefix: string): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), prefix));
+  const root = process.env.LINKS_BENCH_DIR ?? join(REPO, ".bench");
+  mkdirSync(root, { recursive: true });
+  const path = mkdtempSync(join(root, prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
@@ -163,4 +168,20 @@ export async function closedLoop(concurrency: number, seconds: number, makeReque
 
 export function fmt(n: number, digits = 0): string {
   return n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+/** The filesystem's own rate of creating small files in dir (each stored bundle is one). */
+export function fileCreateRate(dir: string, count = 2000): number {
+  const sub = join(dir, "create-probe");
+  mkdirSync(sub, { recursive: true });
+  const body = Buffer.from("x".repeat(3000));
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    const fd = openSync(join(sub, `f${i}`), constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
+    writeSync(fd, body);
+    closeSync(fd);
+  }
+  const perSecond = count / ((performance.now() - start) / 1000);
+  rmSync(sub, { recursive: true, force: true });
+  return perSecond;
 }

@@ -74,8 +74,10 @@ export class GroupCommit {
     this.queue = [];
     if (batch.length === 0) return;
     try {
-      const lines = batch.map(({ item }) =>
-        toJsonText({ village_id: item.villageId, visibility: item.visibility, bundle: item.bundle } as unknown as JsonValue),
+      // The bundle is serialized once, for its log line and its file; "bundle" sorts first.
+      for (const p of batch) p.item.text ??= toJsonText(p.item.bundle as unknown as JsonValue);
+      const lines = batch.map(
+        ({ item }) => `{"bundle":${item.text},"village_id":${toJsonText(item.villageId)},"visibility":${toJsonText(item.visibility)}}`,
       );
       lockedAppend(this.paths.ingestLogFile(), lines, { fsync: true });
       this.logBytes += lines.reduce((n, l) => n + l.length + 1, 0);

@@ -70,6 +70,8 @@ export interface StoreItem {
   bundle: VerifiedBundle;
   villageId: string | null;
   visibility: Visibility | string;
+  /** the bundle's JSON text, when the caller already serialized it */
+  text?: string;
 }
 
 /**
@@ -81,13 +83,13 @@ export interface StoreItem {
 export function storeBundles(paths: DataPaths, items: StoreItem[], opts: { sync: boolean } = { sync: true }): IngestResult[] {
   const rows: string[] = [];
   const latest = new Map<string | null, string>();
-  const results = items.map(({ bundle, villageId, visibility }): IngestResult => {
+  const results = items.map(({ bundle, villageId, visibility, text }): IngestResult => {
     const duplicate = { status: "duplicate", bundleId: bundle.bundle_id, rows: 0 } as const;
     if (findBundleFile(paths, bundle.bundle_id, villageId) !== null) return duplicate;
     try {
       const file = paths.bundleFile(bundle.bundle_id, villageId);
       if (opts.sync) writeJsonFile(file, bundle, { exclusive: true });
-      else createFileUnsynced(file, `${toJsonText(bundle as unknown as JsonValue)}\n`);
+      else createFileUnsynced(file, `${text ?? toJsonText(bundle as unknown as JsonValue)}\n`);
     } catch (e) {
       if (e instanceof LinksError && e.code === "file_exists") return duplicate;
       throw e;
