@@ -5,9 +5,17 @@ import pkg from "../package.json" with { type: "json" };
 // citty decides on colors when it loads: keep escape codes out of pipes and files.
 if (!process.stdout.isTTY) process.env.NO_COLOR = "1";
 const { runCli } = await import("./cli/run.ts");
+const { GROUPS } = await import("./cli/groups.ts");
+
+const meta = { name: "links", version: pkg.version, description: "Signed claim bundles for governed villages: node and CLI" };
+/** What `links --help` shows: names and descriptions only, so no command's code is loaded. */
+const overview = {
+  meta,
+  subCommands: Object.fromEntries(Object.entries(GROUPS).map(([name, description]) => [name, { meta: { name, description } }])),
+};
 
 const main = {
-  meta: { name: "links", version: pkg.version, description: "Signed claim bundles for governed villages: node and CLI" },
+  meta,
   subCommands: {
     serve: () => import("./cli/serve.ts").then((m) => m.default),
     villages: () => import("./cli/villages.ts").then((m) => m.default),
@@ -21,4 +29,4 @@ const main = {
   },
 };
 
-process.exitCode = await runCli(main, process.argv.slice(2));
+process.exitCode = await runCli(main, process.argv.slice(2), { overview });

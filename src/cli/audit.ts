@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { groupMeta } from "./groups.ts";
 import { tailAudit } from "../storage/audit.ts";
 import { assertVillageId } from "../storage/paths.ts";
 import { dataArgs, jsonArgs, parsePositiveInt, printJson } from "./common.ts";
@@ -31,6 +32,6 @@ const tail = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: "audit", description: "Read the append-only audit log" },
+  meta: groupMeta("audit"),
   subCommands: { tail },
 });

@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { groupMeta } from "./groups.ts";
 import { z } from "zod";
 import { computeBundleId, normalizeBundle, parseBundle, signBundle, verifyBundle, type Bundle } from "../core/bundle.ts";
 import { JsonFloat, parseJson, toJsonText } from "../core/canonical.ts";
@@ -189,7 +190,7 @@ function progressBar(label: string): (done: number, total: number) => void {
 export const claimsCommands = { build, sign, verify, ingest, query, reindex: reindexCmd };
 
 export default defineCommand({
-  meta: { name: "claims", description: "Build, sign, verify, ingest and query claim bundles" },
+  meta: groupMeta("claims"),
   subCommands: claimsCommands,
 });
 

@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { groupMeta } from "./groups.ts";
 import { parseJson } from "../core/canonical.ts";
 import { deriveEdges, edgesToGraphml, ObservationSchema, type Observation } from "../core/derive.ts";
 import { LinksError } from "../core/errors.ts";
@@ -6,7 +7,7 @@ import { parseWith } from "../core/schema.ts";
 import { parsePositiveInt, readInputFile, say, writeOutputFile } from "./common.ts";
 
 export default defineCommand({
-  meta: { name: "derive", description: "Derive weighted links from an observations JSONL file" },
+  meta: groupMeta("derive"),
   args: {
     observations: { type: "string", description: "Observations, one JSON object per line", required: true, valueHint: "file" },
     out: { type: "string", description: "Edges JSON output", required: true, valueHint: "file" },

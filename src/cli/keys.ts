@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { groupMeta } from "./groups.ts";
 import { sha256Hex } from "../core/canonical.ts";
 import { generateSeed, publicKeyFromSeed } from "../core/ed25519.ts";
 import { readPublicKeyFile, writeKeyPair } from "../storage/keys.ts";
@@ -33,6 +34,6 @@ const hash = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: "keys", description: "Ed25519 signing keys" },
+  meta: groupMeta("keys"),
   subCommands: { gen, hash },
 });

@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { groupMeta } from "./groups.ts";
 import { JsonFloat, parseJson, toJsonText } from "../core/canonical.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
 import {
@@ -253,6 +254,6 @@ export const policyCommands = {
 };
 
 export default defineCommand({
-  meta: { name: "policy", description: "Village policy: verify, export, sign, apply and pull signed updates" },
+  meta: groupMeta("policy"),
   subCommands: policyCommands,
 });

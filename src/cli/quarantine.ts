@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { groupMeta } from "./groups.ts";
 import { parseJson } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
 import { assertVillageId } from "../storage/paths.ts";
@@ -75,6 +76,6 @@ const reject = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: "quarantine", description: "Review bundles held by village policy" },
+  meta: groupMeta("quarantine"),
   subCommands: { list, show, approve, reject },
 });

@@ -100,13 +100,23 @@ async function checkOptions(cmd: AnyCommand, rest: string[]): Promise<string[]> 
   return out;
 }
 
-export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<number> {
+export interface CliOptions {
+  /** a light copy of root (names and descriptions only) for the top-level usage */
+  overview?: AnyCommand;
+}
+
+export async function runCli(root: AnyCommand, rawArgs: string[], opts: CliOptions = {}): Promise<number> {
   let path = "links";
   try {
+    const help = (args: string[]) => args.includes("--help") || args.includes("-h");
+    if (opts.overview && (rawArgs.length === 0 || (help(rawArgs) && rawArgs.every((a) => a.startsWith("-"))))) {
+      process[rawArgs.length === 0 ? "stderr" : "stdout"].write(`${await usageOf([opts.overview])}\n`);
+      return rawArgs.length === 0 ? 2 : 0;
+    }
     const { chain, rest } = await resolveChain(root, rawArgs);
     const cmd = chain[chain.length - 1] as AnyCommand;
     path = await commandPath(chain);
-    if (rest.includes("--help") || rest.includes("-h")) {
+    if (help(rest)) {
       process.stdout.write(`${await usageOf(chain)}\n`);
       return 0;
     }

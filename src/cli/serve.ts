@@ -1,9 +1,10 @@
 import { defineCommand } from "citty";
+import { groupMeta } from "./groups.ts";
 import { LinksError } from "../core/errors.ts";
 import { dataArgs, dataDir, parseByteSize, repeated } from "./common.ts";
 
 export default defineCommand({
-  meta: { name: "serve", description: "Run the node's HTTP server (put a TLS terminator in front of it)" },
+  meta: groupMeta("serve"),
   args: {
     ...dataArgs,
     bind: { type: "string", description: "Address to listen on", default: "127.0.0.1", valueHint: "addr" },

@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { groupMeta } from "./groups.ts";
 import { normalizeBundle } from "../core/bundle.ts";
 import { submitToVillage } from "../storage/inbox.ts";
 import { assertVillageId } from "../storage/paths.ts";
@@ -69,6 +70,6 @@ const pull = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: "sync", description: "Push bundles to and pull bundles from other nodes" },
+  meta: groupMeta("sync"),
   subCommands: { "push-village": push, "pull-village": pull },
 });

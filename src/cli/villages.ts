@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { groupMeta } from "./groups.ts";
 import { decodeBase64 } from "../core/base64.ts";
 import { sha256Hex } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
@@ -211,7 +212,7 @@ function listCommand(name: string, description: string, field: ListField, op: "a
 }
 
 export default defineCommand({
-  meta: { name: "villages", description: "Create villages and manage members, tokens and issuer lists" },
+  meta: groupMeta("villages"),
   subCommands: {
     create,
     list,
