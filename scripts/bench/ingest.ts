@@ -5,7 +5,7 @@
  * Usage: bun scripts/bench/ingest.ts [--seconds 5]
  */
 import { rate } from "./crypto.ts";
-import { closedLoop, fileCreateRate, fmt, makeBundles, run, startNode, tempDir } from "./lib.ts";
+import { closedLoop, fileCreateRate, fmt, makeBundles, run, startNode, tempDir, wrkPath, wrkPost, type LoadResult } from "./lib.ts";
 import { generateSeed, publicKeyFromSeed, sign, verify } from "../../src/core/ed25519.ts";
 
 const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 5;
@@ -39,8 +39,18 @@ export async function ingestBench(): Promise<Array<[string, string]>> {
     rows.push(["native verify (1 core, same run)", `${fmt(verifyRate)} verifies/s`]);
     rows.push(["file creates in the data dir (same run)", `${fmt(fileCreateRate(dir.path))} files/s (each stored bundle is one file)`]);
     rows.push(["bundles pre-generated", `${fmt(bodies.length)} in ${fmt(genSeconds, 1)} s`]);
-    for (const c of levels) {
-      const r = await closedLoop(c, seconds, () => (next < bodies.length ? new Request(url, { method: "POST", headers, body: bodies[next++] }) : null));
+    const wrk = wrkPath();
+    const bodiesFile = `${dir.path}/bodies.jsonl`;
+    if (wrk) await Bun.write(bodiesFile, `${bodies.join("\n")}\n`);
+    rows.push(["load generator", wrk ? `wrk (${wrk})` : "Bun fetch client with keep-alive (install wrk for a lighter one)"]);
+    const perLevel = Math.floor(bodies.length / levels.length);
+    for (const [k, c] of levels.entries()) {
+      let r: LoadResult;
+      if (wrk) {
+        r = await wrkPost({ url, token, bodiesFile, firstBody: k * perLevel, bodyCount: perLevel, connections: c, seconds });
+      } else {
+        r = await closedLoop(c, seconds, () => (next < bodies.length ? new Request(url, { method: "POST", headers, body: bodies[next++] }) : null));
+      }
       const ok = (r.statuses[200] ?? 0);
       rows.push([
         `ingest c=${c}`,

@@ -185,3 +185,69 @@ export function fileCreateRate(dir: string, count = 2000): number {
   rmSync(sub, { recursive: true, force: true });
   return perSecond;
 }
+
+/** wrk, if installed (Debian package `wrk`): a C load generator that leaves the node more CPU. */
+export function wrkPath(): string | null {
+  return Bun.which("wrk");
+}
+
+/**
+ * POSTs pre-made bodies (one per line of bodiesFile, each sent once; threads take disjoint
+ * slices) with wrk for `seconds` at `connections`; reads its latency distribution.
+ */
+export async function wrkPost(opts: {
+  url: string;
+  token: string;
+  bodiesFile: string;
+  firstBody: number;
+  bodyCount: number;
+  connections: number;
+  seconds: number;
+}): Promise<LoadResult> {
+  const threads = Math.min(2, opts.connections);
+  const script = `${opts.bodiesFile}.lua`;
+  await Bun.write(
+    script,
+    `local bodies = {}
+local first, count, threads = ${opts.firstBody}, ${opts.bodyCount}, ${threads}
+local n = 0
+for line in io.lines("${opts.bodiesFile}") do
+  n = n + 1
+  if n > first and n <= first + count then bodies[#bodies + 1] = line end
+end
+local counter = 1
+function setup(thread) thread:set("id", counter); counter = counter + 1 end
+function init(args)
+  local per = math.floor(#bodies / threads)
+  lo = (id - 1) * per + 1
+  hi = lo + per - 1
+  i = lo
+end
+function request()
+  if i > hi then i = lo end
+  local body = bodies[i]
+  i = i + 1
+  return wrk.format("POST", nil, { ["Authorization"] = "Bearer ${opts.token}", ["Content-Type"] = "application/json" }, body)
+end
+`,
+  );
+  const proc = Bun.spawn(
+    ["wrk", "-t", String(threads), "-c", String(opts.connections), "-d", `${opts.seconds}s`, "--latency", "-s", script, opts.url],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  const out = await new Response(proc.stdout).text();
+  await proc.exited;
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
+  const ms = (label: string) => {
+    const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    if (!m) return NaN;
+    const v = Number(m[1]);
+    return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
+  };
+  const requests = num(/(\d+) requests in/);
+  const seconds = num(/requests in ([\d.]+)s/) || opts.seconds;
+  const bad = num(/Non-2xx or 3xx responses: (\d+)/) || 0;
+  const statuses: Record<number, number> = { 200: requests - bad };
+  if (bad) statuses[0] = bad; // wrk counts them without telling which status
+  return { requests, seconds, perSecond: requests / seconds, p50: ms("50"), p99: ms("99"), statuses };
+}

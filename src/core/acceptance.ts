@@ -3,17 +3,17 @@
  * and 6: signature, then policy. The inbox and quarantine approval both call `decide`, so a
  * bundle is judged the same way wherever it comes from.
  */
-import { verifyBundle, type Bundle, type VerifiedBundle } from "./bundle.ts";
+import { verifyWithText, type Bundle, type VerifiedBundle } from "./bundle.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { VillagePolicy } from "./village-policy.ts";
 
 export type Decision =
-  | { status: "accept"; bundle: VerifiedBundle; issuerKeyHash: string }
-  | { status: "quarantine"; bundle: VerifiedBundle; issuerKeyHash: string; code: ErrorCode; detail: string }
+  | { status: "accept"; bundle: VerifiedBundle; text: string; issuerKeyHash: string }
+  | { status: "quarantine"; bundle: VerifiedBundle; text: string; issuerKeyHash: string; code: ErrorCode; detail: string }
   | { status: "reject"; issuerKeyHash: string | null; code: ErrorCode; detail: string };
 
 export function decide(bundle: Bundle, policy: VillagePolicy): Decision {
-  const verification = verifyBundle(bundle);
+  const { verification, text } = verifyWithText(bundle);
   if (!verification.valid) {
     return {
       status: "reject",
@@ -25,9 +25,10 @@ export function decide(bundle: Bundle, policy: VillagePolicy): Decision {
   const issuerKeyHash = verification.issuer_key_hash as string;
   const verified = bundle as VerifiedBundle;
   const failure = policyFailure(bundle, issuerKeyHash, policy);
+  const stored = text as string;
   return failure
-    ? { status: "quarantine", bundle: verified, issuerKeyHash, ...failure }
-    : { status: "accept", bundle: verified, issuerKeyHash };
+    ? { status: "quarantine", bundle: verified, text: stored, issuerKeyHash, ...failure }
+    : { status: "accept", bundle: verified, text: stored, issuerKeyHash };
 }
 
 /** The first policy rule the bundle breaks, in the design's order, or null. */

@@ -96,6 +96,30 @@ export interface BundleVerification {
 }
 
 export function verifyBundle(bundle: Bundle): BundleVerification {
+  return verifyWithText(bundle).verification;
+}
+
+/**
+ * Verifies, and for a valid bundle also gives its canonical JSON text (what is stored), made
+ * from the payload text the signature check already built.
+ */
+export function verifyWithText(bundle: Bundle): { verification: BundleVerification; text: string | null } {
+  let payloadText: string | null = null;
+  const verification = check(bundle, (t) => (payloadText = t));
+  return { verification, text: verification.valid && payloadText !== null ? withSignature(payloadText, bundle) : null };
+}
+
+/**
+ * The full bundle's canonical text from its payload's: "public_key" and "signature" sort just
+ * before the top-level "signature_alg", the payload's last key but "window_days" (an int), so
+ * the last `,"signature_alg":` in the text is that key (inside strings quotes are escaped).
+ */
+function withSignature(payloadText: string, bundle: Bundle): string {
+  const at = payloadText.lastIndexOf(',"signature_alg":');
+  return `${payloadText.slice(0, at)},"public_key":${canonicalize(bundle.public_key)},"signature":${canonicalize(bundle.signature)}${payloadText.slice(at)}`;
+}
+
+function check(bundle: Bundle, onPayload: (text: string) => void): BundleVerification {
   const payload = payloadWithId(bundle);
   const expected = sha256Hex(payload("")).slice(0, 32);
   const publicKey = bundle.public_key === null ? null : decodeBase64(bundle.public_key);
@@ -125,9 +149,11 @@ export function verifyBundle(bundle: Bundle): BundleVerification {
   if (signature === null || signature.length !== 64) {
     return result("invalid_signature", "signature must be standard base64 of 64 bytes");
   }
-  if (!verify(signature, new TextEncoder().encode(payload(expected)), publicKey)) {
+  const payloadText = payload(expected);
+  if (!verify(signature, new TextEncoder().encode(payloadText), publicKey)) {
     return result("invalid_signature", "signature does not verify against public_key");
   }
+  onPayload(payloadText);
   return result(null, null);
 }
 

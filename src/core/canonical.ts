@@ -154,7 +154,7 @@ class Parser {
       const at = this.pos;
       if (this.src.charCodeAt(at) !== 0x22) this.fail("expected a string key");
       const key = this.string();
-      if (key in out) this.fail(`duplicate key ${JSON.stringify(key)}`, at);
+      if (key in out) this.fail(`duplicate key ${JSON.stringify(excerpt(key))}`, at);
       this.skipWhitespace();
       if (this.src.charCodeAt(this.pos++) !== 0x3a) this.fail("expected ':'", this.pos - 1);
       this.skipWhitespace();
@@ -256,7 +256,7 @@ class Parser {
     const token = src.slice(start, i);
     if (isFloat) {
       const x = Number(token);
-      if (!Number.isFinite(x)) this.fail(`number ${token} overflows a double`, start);
+      if (!Number.isFinite(x)) this.fail(`number ${excerpt(token)} overflows a double`, start);
       return new JsonFloat(x);
     }
     if (intDigits <= 15) return Number(token) + 0; // + 0 turns the int -0 into 0
@@ -275,6 +275,11 @@ class Parser {
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A piece of the input quoted in an error: bounded, so a refusal never echoes megabytes back. */
+function excerpt(text: string, max = 40): string {
+  return text.length <= max ? text : `${text.slice(0, max)}... (${text.length} characters)`;
+}
 
 function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;
@@ -379,7 +384,8 @@ export function compareCodePoints(a: string, b: string): number {
 }
 
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-const NEEDS_ESCAPE_ASCII = /["\\\u0000-\u001f\u0080-\uffff]/;
+// Python's ensure_ascii escapes everything outside " "..."~", DEL (U+007F) included.
+const NEEDS_ESCAPE_ASCII = /["\\\u0000-\u001f\u007f-\uffff]/;
 const SHORT_ESCAPES: Record<number, string> = { 0x22: '\\"', 0x5c: "\\\\", 0x08: "\\b", 0x0c: "\\f", 0x0a: "\\n", 0x0d: "\\r", 0x09: "\\t" };
 
 function quote(s: string, ascii: boolean): string {
@@ -396,7 +402,7 @@ function quote(s: string, ascii: boolean): string {
         start = i + 2;
       }
       i++;
-    } else if (c < 0x20 || c === 0x22 || c === 0x5c || (ascii && c >= 0x80)) {
+    } else if (c < 0x20 || c === 0x22 || c === 0x5c || (ascii && c >= 0x7f)) {
       out += s.slice(start, i) + (SHORT_ESCAPES[c] ?? unicodeEscape(c));
       start = i + 1;
     }

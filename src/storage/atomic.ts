@@ -9,7 +9,6 @@ import {
   fchmodSync,
   fsyncSync,
   linkSync,
-  mkdirSync,
   openSync,
   renameSync,
   unlinkSync,
@@ -17,6 +16,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { LinksError, storageError } from "../core/errors.ts";
+import { openCreatingParents } from "./open.ts";
 
 export interface AtomicWriteOptions {
   /** File mode of the result; default 0o644. Applied with fchmod, so the umask does not narrow it. */
@@ -34,10 +34,9 @@ function tempPathFor(path: string): string {
 
 /** Writes data to a fresh temp file next to path, fsynced and closed. Returns the temp path. */
 function writeTemp(path: string, data: string | Uint8Array, mode: number, sync = true): string {
-  mkdirSync(dirname(path), { recursive: true });
   const temp = tempPathFor(path);
   const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-  const fd = openSync(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
+  const fd = openCreatingParents(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
     fchmodSync(fd, mode);
     let done = 0;
@@ -133,8 +132,7 @@ export function writeNewFileAtomic(
 export function createFileUnsynced(path: string, data: string | Uint8Array): void {
   let fd: number | undefined;
   try {
-    mkdirSync(dirname(path), { recursive: true });
-    fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
+    fd = openCreatingParents(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
     const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
     let done = 0;
     while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);

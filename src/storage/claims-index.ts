@@ -7,7 +7,7 @@ import { normalizeBundle } from "../core/bundle.ts";
 import { readJsonl, replaceJsonl } from "./jsonl.ts";
 import { readJsonFile } from "./json-file.ts";
 import type { DataPaths } from "./paths.ts";
-import { indexRows, storedBundleFiles, type IndexRow } from "./store.ts";
+import { indexRowLines, storedBundleFiles, type IndexRow } from "./store.ts";
 import { readVillage, villagePolicy } from "./villages.ts";
 
 export interface ClaimFilter {
@@ -66,7 +66,7 @@ export function reindex(paths: DataPaths, onProgress?: (done: number, total: num
       const before = villageId === null ? previous.get(bundle.bundle_id) : undefined;
       const vid = villageId ?? before?.village_id ?? null;
       const vis = before?.visibility ?? (vid === null ? "public" : visibilityOf(paths, vid, visibility));
-      for (const row of indexRows(bundle, vid, vis)) lines.push(toJsonText(row as unknown as JsonValue));
+      lines.push(...indexRowLines(bundle, vid, vis));
     } catch (e) {
       skipped.push(`${file}: ${(e as Error).message}`);
     }

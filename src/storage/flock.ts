@@ -12,9 +12,10 @@
  * this process already holds, which would otherwise hang forever.
  */
 import { dlopen, read } from "bun:ffi";
-import { closeSync, constants, mkdirSync, openSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { closeSync, constants } from "node:fs";
+import { resolve } from "node:path";
 import { LinksError, storageError } from "../core/errors.ts";
+import { openCreatingParents } from "./open.ts";
 
 export type LockMode = "exclusive" | "shared";
 
@@ -86,8 +87,7 @@ const queues = new Map<string, Promise<void>>();
 
 function openLockFile(lockPath: string): number {
   try {
-    mkdirSync(dirname(lockPath), { recursive: true });
-    return openSync(lockPath, constants.O_RDWR | constants.O_CREAT, 0o644);
+    return openCreatingParents(lockPath, constants.O_RDWR | constants.O_CREAT);
   } catch (e) {
     throw storageError(e, `opening lock file ${lockPath}`);
   }

@@ -14,7 +14,7 @@ import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { lockedAppend, readJsonl, readJsonlFrom, replaceJsonl } from "./jsonl.ts";
 import { parseIndexRow } from "./claims-index.ts";
 import type { DataPaths } from "./paths.ts";
-import { indexRows, storeBundles, type IngestResult, type StoreItem } from "./store.ts";
+import { indexRowLines, storeBundles, type IngestResult, type StoreItem } from "./store.ts";
 import { syncFilesystem } from "./syncfs.ts";
 
 export const GROUP_COMMIT_DEFAULTS = {
@@ -153,7 +153,7 @@ export function recover(paths: DataPaths): { logged: number; repaired: number } 
     if (!whole) writeJsonFile(file, bundle);
     if (!indexed.has(bundle.bundle_id)) {
       // storeBundles would see the file and call it a duplicate: append the rows directly.
-      const rows = storeRowsOnly(bundle, entry);
+      const rows = indexRowLines(bundle, entry.village_id, entry.visibility);
       lockedAppend(paths.claimsIndexFile(), rows);
       indexed.add(bundle.bundle_id);
     }
@@ -163,10 +163,6 @@ export function recover(paths: DataPaths): { logged: number; repaired: number } 
   }
   checkpoint(paths);
   return { logged: entries.length, repaired };
-}
-
-function storeRowsOnly(bundle: ReturnType<typeof normalizeBundle>, entry: LogEntry): string[] {
-  return indexRows(bundle, entry.village_id, entry.visibility).map((r) => toJsonText(r as unknown as JsonValue));
 }
 
 /** Ids named by the records of a JSONL file from a byte offset on (all of it if it shrank). */

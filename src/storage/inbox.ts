@@ -62,7 +62,7 @@ export async function submitToVillage(
     return { status: "duplicate", bundle_id: bundle.bundle_id };
   }
   const audit = { ...base, action: "ingest.accept" } as const;
-  const item = { bundle: decision.bundle, villageId, visibility: policy.visibility };
+  const item = { bundle: decision.bundle, villageId, visibility: policy.visibility, text: decision.text };
   let stored;
   if (opts.commit) {
     stored = await opts.commit.submit({ ...item, audit });

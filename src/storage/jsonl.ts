@@ -5,11 +5,11 @@
  * append never replaces the inode, unlike an atomic rewrite), and readers take a shared lock so
  * they never see half of an append that is still in progress.
  */
-import { closeSync, constants, fdatasyncSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, constants, fdatasyncSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import { LinksError, storageError } from "../core/errors.ts";
 import { atomicWrite } from "./atomic.ts";
 import { lockFd, unlockFd } from "./flock.ts";
+import { openCreatingParents } from "./open.ts";
 
 const NL = 0x0a;
 
@@ -81,9 +81,8 @@ export function lockedAppend(path: string, lines: string[], opts?: { fsync?: boo
  * or its records would land in an unlinked file.
  */
 function openLocked(path: string): number {
-  mkdirSync(dirname(path), { recursive: true });
   for (;;) {
-    const fd = openSync(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT, 0o644);
+    const fd = openCreatingParents(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT);
     lockFd(fd, "exclusive");
     let current: number | undefined;
     try {

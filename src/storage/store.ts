@@ -50,6 +50,21 @@ export function indexRows(bundle: Bundle, villageId: string | null, visibility: 
   }));
 }
 
+/**
+ * The index rows of a bundle as JSON lines, exactly what toJsonText(indexRows(...)) gives, built
+ * from a template in the rows' sorted key order (ingest writes ten of these per bundle).
+ */
+export function indexRowLines(bundle: Bundle, villageId: string | null, visibility: string): string[] {
+  const j = toJsonText;
+  const common = `{"bundle_id":${j(bundle.bundle_id)}`;
+  const created = j(bundle.created_at);
+  const tail = `,"village_id":${j(villageId)},"visibility":${j(visibility)},"window_days":`;
+  return bundle.claims.map(
+    (c) =>
+      `${common},"computed_at":${j(c.computed_at)},"created_at":${created},"derivation":${j(c.derivation)},"evidence":${j(c.evidence)},"issuer":${j(c.issuer)},"object":${j(c.object)},"predicate":${j(c.predicate)},"subject":${j(c.subject)},"value":${j(c.value)}${tail}${c.window_days}}`,
+  );
+}
+
 /** Where a bundle is, looking also where Python Links v0.7 put village bundles (store/bundles/). */
 export function findBundleFile(paths: DataPaths, bundleId: string, villageId: string | null): string | null {
   const candidates = villageId === null
@@ -94,8 +109,8 @@ export function storeBundles(paths: DataPaths, items: StoreItem[], opts: { sync:
       if (e instanceof LinksError && e.code === "file_exists") return duplicate;
       throw e;
     }
-    const mine = indexRows(bundle, villageId, visibility);
-    for (const r of mine) rows.push(toJsonText(r as unknown as JsonValue));
+    const mine = indexRowLines(bundle, villageId, visibility);
+    for (const r of mine) rows.push(r);
     latest.set(villageId, bundle.bundle_id);
     return { status: "stored", bundleId: bundle.bundle_id, rows: mine.length };
   });

@@ -443,3 +443,26 @@ describe("when signing a bundle", () => {
     expect(verifyBundle(again).valid).toBe(true);
   });
 });
+
+describe("when a verified bundle's stored text is made from its payload text", () => {
+  test("it is exactly the canonical text of the whole bundle, for every vector", async () => {
+    const { verifyWithText } = await import("../../../src/core/bundle.ts");
+    const { canonicalize } = await import("../../../src/core/canonical.ts");
+    for (const v of loadVectors("bundles")) {
+      const b = parseBundle(v.wire);
+      const { verification, text } = verifyWithText(b);
+      expect(verification.valid).toBe(true);
+      expect(text).toBe(canonicalize(b as never));
+    }
+  });
+
+  test("a string value that contains ,\"signature_alg\": does not confuse it", async () => {
+    const { verifyWithText } = await import("../../../src/core/bundle.ts");
+    const { canonicalize } = await import("../../../src/core/canonical.ts");
+    const b = parseBundle(loadVectors("bundles")[0]!.wire);
+    const tricky = signBundle({ ...b, issuer: 'x,"signature_alg":"y"', claims: b.claims.map((c) => ({ ...c, subject: ',"signature_alg":' })) }, KEY.seed);
+    const { text } = verifyWithText(tricky);
+    expect(text).toBe(canonicalize(tricky as never));
+  });
+});
+
