@@ -5,7 +5,7 @@
  * Usage: bun scripts/bench/ingest.ts [--seconds 5]
  */
 import { rate } from "./crypto.ts";
-import { closedLoop, fileCreateRate, fmt, makeBundles, run, startNode, tempDir, wrkPath, wrkPost, type LoadResult } from "./lib.ts";
+import { benchVillage, closedLoop, fileCreateRate, fmt, type LoadResult, makeBundles, run, startNode, tempDir, wrkPath, wrkPost } from "./lib.ts";
 import { generateSeed, publicKeyFromSeed, sign, verify } from "../../src/core/ed25519.ts";
 
 const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 5;
@@ -18,13 +18,7 @@ export async function ingestBench(): Promise<Array<[string, string]>> {
   const sig = sign(msg, seed);
   const verifyRate = rate(() => verify(sig, msg, pub), 1500);
 
-  const dir = tempDir("links-bench-ingest-");
-  const data = `${dir.path}/data`;
-  const token = (await run(["villages", "create", "bench", "Bench", "admin", "--data", data])).trim().split("\n").pop() as string;
-  // the load generator is one member; lift its per-minute limit out of the way
-  const policy = JSON.parse(await run(["villages", "show", "bench", "--json", "--data", data])).policy;
-  await Bun.write(`${dir.path}/policy.json`, JSON.stringify({ ...policy, rate_limit_per_min: 100_000_000 }));
-  await run(["policy", "apply-local", "bench", `${dir.path}/policy.json`, "--data", data]);
+  const { dir, data, token } = await benchVillage("links-bench-ingest-");
 
   const genStart = performance.now();
   const bodies = makeBundles(Math.ceil(8000 * seconds * levels.length), 10);

@@ -251,3 +251,17 @@ end
   if (bad) statuses[0] = bad; // wrk counts them without telling which status
   return { requests, seconds, perSecond: requests / seconds, p50: ms("50"), p99: ms("99"), statuses };
 }
+
+/**
+ * A temp data dir with village "bench" whose admin token is returned; the load generator is one
+ * member, so its per-minute limit is lifted out of the way.
+ */
+export async function benchVillage(prefix: string): Promise<{ dir: { path: string; remove(): void }; data: string; token: string }> {
+  const dir = tempDir(prefix);
+  const data = `${dir.path}/data`;
+  const token = (await run(["villages", "create", "bench", "Bench", "admin", "--data", data])).trim().split("\n").pop() as string;
+  const policy = JSON.parse(await run(["villages", "show", "bench", "--json", "--data", data])).policy;
+  await Bun.write(`${dir.path}/policy.json`, JSON.stringify({ ...policy, rate_limit_per_min: 100_000_000 }));
+  await run(["policy", "apply-local", "bench", `${dir.path}/policy.json`, "--data", data]);
+  return { dir, data, token };
+}

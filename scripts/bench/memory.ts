@@ -4,18 +4,13 @@
  * Usage: bun scripts/bench/memory.ts [--bundles 100000]
  */
 import { RateLimiter } from "../../src/server/middleware/rate-limit/limiter.ts";
-import { closedLoop, fmt, makeBundles, run, startNode, tempDir } from "./lib.ts";
+import { benchVillage, closedLoop, fmt, makeBundles, run, startNode, tempDir } from "./lib.ts";
 
 const BUNDLES = Number(process.argv[process.argv.indexOf("--bundles") + 1]) || 100_000;
 
 export async function memoryBench(): Promise<Array<[string, string]>> {
   const rows: Array<[string, string]> = [];
-  const dir = tempDir("links-bench-memory-");
-  const data = `${dir.path}/data`;
-  const token = (await run(["villages", "create", "bench", "Bench", "admin", "--data", data])).trim().split("\n").pop() as string;
-  const policy = JSON.parse(await run(["villages", "show", "bench", "--json", "--data", data])).policy;
-  await Bun.write(`${dir.path}/policy.json`, JSON.stringify({ ...policy, rate_limit_per_min: 100_000_000 }));
-  await run(["policy", "apply-local", "bench", `${dir.path}/policy.json`, "--data", data]);
+  const { dir, data, token } = await benchVillage("links-bench-memory-");
   const node = await startNode(data);
   try {
     const before = node.rssKb();

@@ -5,7 +5,7 @@
  * Usage: bun scripts/bench/query.ts [--rows 1000000] [--requests 2000]
  */
 import { appendFileSync, mkdirSync } from "node:fs";
-import { closedLoop, fmt, percentile, run, startNode, tempDir } from "./lib.ts";
+import { benchVillage, closedLoop, fmt, percentile, run, startNode, tempDir } from "./lib.ts";
 
 const arg = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1]) || fallback;
 const ROWS = arg("--rows", 1_000_000);
@@ -23,12 +23,7 @@ function row(b: number, c: number): string {
 }
 
 export async function queryBench(): Promise<Array<[string, string]>> {
-  const dir = tempDir("links-bench-query-");
-  const data = `${dir.path}/data`;
-  const token = (await run(["villages", "create", "bench", "Bench", "admin", "--data", data])).trim().split("\n").pop() as string;
-  const policy = JSON.parse(await run(["villages", "show", "bench", "--json", "--data", data])).policy;
-  await Bun.write(`${dir.path}/policy.json`, JSON.stringify({ ...policy, rate_limit_per_min: 100_000_000 }));
-  await run(["policy", "apply-local", "bench", `${dir.path}/policy.json`, "--data", data]);
+  const { dir, data, token } = await benchVillage("links-bench-query-");
   mkdirSync(`${data}/store/index`, { recursive: true });
   const bundles = Math.ceil(ROWS / CLAIMS_PER_BUNDLE);
   let chunk: string[] = [];

@@ -6,7 +6,7 @@
  * Usage: bun scripts/bench/scale.ts [--small 10000] [--large 1000000] [--seconds 4]
  */
 import { appendFileSync, linkSync, mkdirSync, writeFileSync } from "node:fs";
-import { closedLoop, fmt, makeBundles, run, startNode, tempDir } from "./lib.ts";
+import { benchVillage, closedLoop, fmt, makeBundles, startNode } from "./lib.ts";
 
 const arg = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1]) || fallback;
 const SIZES = [arg("--small", 10_000), arg("--large", 1_000_000)];
@@ -44,12 +44,7 @@ export async function scaleBench(): Promise<Array<[string, string]>> {
   const rows: Array<[string, string]> = [];
   const bodies = makeBundles(Math.ceil(6000 * SECONDS), 10, "bench-node", "scale");
   for (const size of SIZES) {
-    const dir = tempDir("links-bench-scale-");
-    const data = `${dir.path}/data`;
-    const token = (await run(["villages", "create", "bench", "Bench", "admin", "--data", data])).trim().split("\n").pop() as string;
-    const policy = JSON.parse(await run(["villages", "show", "bench", "--json", "--data", data])).policy;
-    await Bun.write(`${dir.path}/policy.json`, JSON.stringify({ ...policy, rate_limit_per_min: 100_000_000 }));
-    await run(["policy", "apply-local", "bench", `${dir.path}/policy.json`, "--data", data]);
+    const { dir, data, token } = await benchVillage("links-bench-scale-");
     const t0 = performance.now();
     prefill(data, size);
     const prefillSeconds = (performance.now() - t0) / 1000;

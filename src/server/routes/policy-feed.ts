@@ -30,6 +30,7 @@ import { newPolicyUpdate, policyHash, policyUpdateToJson } from "../../core/poli
 import { chainSince, policyChain, type ChainEntry } from "../../storage/policy.ts";
 import type { Village } from "../../storage/villages.ts";
 import { sendJson, type AppContext, type AppEnv } from "../context.ts";
+import { parseLimit, single } from "../query-params.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export const FEED_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
@@ -89,23 +90,6 @@ function stableCreatedAt(village: Village): string | undefined {
   return normalizeDatetime(village.created_at) ?? undefined;
 }
 
-/** One query parameter: absent (or empty) -> undefined; given twice -> invalid_argument. */
-function single(c: AppContext, name: string): string | undefined {
-  const values = c.req.queries(name) ?? [];
-  if (values.length > 1) throw new LinksError("invalid_argument", `query parameter ${name} is given ${values.length} times`);
-  const value = values[0];
-  return value === undefined || value === "" ? undefined : value;
-}
-
-function parseLimit(text: string | undefined): number {
-  if (text === undefined) return FEED_PAGE.defaultLimit;
-  const n = /^[0-9]{1,7}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(n >= 1 && n <= FEED_PAGE.maxLimit)) {
-    throw new LinksError("invalid_argument", `limit must be an integer from 1 to ${FEED_PAGE.maxLimit}, got ${JSON.stringify(text.slice(0, 40))}`);
-  }
-  return n;
-}
-
 function parseSince(text: string | undefined): string | undefined {
   if (text !== undefined && !HASH_RE.test(text)) {
     throw new LinksError("invalid_argument", `since must be a policy_hash (64 lowercase hex characters), got ${JSON.stringify(text.slice(0, 80))}`);
@@ -136,7 +120,7 @@ export function policyFeedRoutes(d: RouteDeps): void {
 
   d.app.get(d.routes.add("GET", "/villages/:id/policy/updates"), d.ids, access, (c) => {
     const since = parseSince(single(c, "since"));
-    const limit = parseLimit(single(c, "limit"));
+    const limit = parseLimit(single(c, "limit"), FEED_PAGE);
     const cursor = single(c, "cursor");
     const chain = publishedChain(d, c.get("village"));
     const head = (chain[chain.length - 1] as ChainEntry).policy_hash;

@@ -29,8 +29,12 @@ export function bearerTransportAllowed(args: {
   allowInsecureRemote: boolean;
 }): boolean {
   if (!args.hasAuthorization || args.secureTransport || args.allowInsecureRemote) return true;
-  if (isLoopbackIp(args.peer)) return true;
-  return args.viaTrustedProxy && forwardedProtoIsHttps(args.forwardedProto);
+  // A trusted proxy that reports how its client connected speaks for that client, even when the
+  // proxy itself runs on this host (the usual TLS terminator on loopback): "http" there means
+  // the token crossed a network in clear.
+  const reported = args.viaTrustedProxy && args.forwardedProto !== undefined && args.forwardedProto.trim() !== "";
+  if (reported) return forwardedProtoIsHttps(args.forwardedProto);
+  return isLoopbackIp(args.peer);
 }
 
 function isSecure(c: AppContext): boolean {
