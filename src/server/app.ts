@@ -65,7 +65,8 @@ export const DEFAULTS = {
 export interface LinksApp {
   app: Hono<AppEnv>;
   /** releases what the app holds (rate-limit memory); the app answers nothing useful after */
-  close(): void;
+  /** finishes the commits in flight, checkpoints, closes the claims database */
+  close(): Promise<void>;
 }
 
 function positiveInt(name: string, value: number): number {
@@ -131,8 +132,8 @@ export function createApp(opts: ServerOptions): LinksApp {
 
   return {
     app,
-    close: () => {
-      commit.close();
+    close: async () => {
+      await commit.close();
       claimsDb.close();
       limiter.clear();
     },

@@ -80,7 +80,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
         }),
     });
   } catch (e) {
-    close();
+    await close();
     const why = (e as { code?: string }).code === "EADDRINUSE" ? "the address is in use" : (e as Error).message;
     throw new LinksError("unavailable", `cannot listen on ${urlHost(opts.bind)}:${opts.port}: ${why}`, { cause: e });
   }
@@ -98,7 +98,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       // Removed only now, so a second signal while requests finish still reaches onSignal.
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
-      close();
+      await close();
     })();
     return stopping;
   };

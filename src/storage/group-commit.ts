@@ -5,11 +5,11 @@
  * latest pointers are then written without fsync; a checkpoint (syncfs) makes them durable and
  * empties the log, and `recover` rewrites whatever a crash lost from the log at start-up.
  */
-import { existsSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, fdatasync, openSync, statSync } from "node:fs";
 import { normalizeBundle, requireVerified } from "../core/bundle.ts";
 import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { storageError } from "../core/errors.ts";
-import { appendAudit, type AuditEntry } from "./audit.ts";
+import { appendAudit, auditRow, type AuditEntry, type AuditRow } from "./audit.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { lockedAppend, readJsonl, readJsonlFrom, replaceJsonl } from "./jsonl.ts";
 import { parseIndexRow } from "./claims-index.ts";
@@ -35,6 +35,8 @@ interface Pending {
 }
 
 interface LogEntry {
+  /** the bundle's audit row as it was to be written (older log lines may lack it) */
+  audit?: AuditRow;
   village_id: string | null;
   visibility: string;
   bundle: JsonValue;
@@ -42,8 +44,9 @@ interface LogEntry {
 
 export class GroupCommit {
   private queue: Pending[] = [];
-  private scheduled = false;
+  private running: Promise<void> | null = null;
   private logBytes = 0;
+  private checkpointDue = false;
   private timer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
@@ -51,7 +54,10 @@ export class GroupCommit {
     private readonly opts = GROUP_COMMIT_DEFAULTS,
   ) {
     this.logBytes = sizeOf(paths.ingestLogFile());
-    this.timer = setInterval(() => this.checkpointIfDue(true), opts.checkpointMs);
+    this.timer = setInterval(() => {
+      this.checkpointDue = true;
+      if (!this.running) this.checkpointIfDue();
+    }, opts.checkpointMs);
     this.timer.unref?.();
   }
 
@@ -59,45 +65,59 @@ export class GroupCommit {
   submit(item: CommitItem): Promise<IngestResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (this.queue.length >= this.opts.maxBatch) this.flush();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        // Requests already readable are parsed first, so they join this batch.
-        setImmediate(() => this.flush());
-      }
+      this.running ??= this.drain();
     });
   }
 
-  flush(): void {
-    this.scheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
+  /**
+   * Commits batches until the queue is empty. While a batch waits for its fdatasync (off the
+   * main thread), the next requests are parsed and verified and queue up for the next batch.
+   */
+  private async drain(): Promise<void> {
+    // Requests already readable are parsed first, so they join the first batch.
+    await new Promise<void>((r) => setImmediate(r));
     try {
-      // The bundle is serialized once, for its log line and its file; "bundle" sorts first.
-      for (const p of batch) p.item.text ??= toJsonText(p.item.bundle as unknown as JsonValue);
-      const lines = batch.map(
-        ({ item }) => `{"bundle":${item.text},"village_id":${toJsonText(item.villageId)},"visibility":${toJsonText(item.visibility)}}`,
-      );
-      lockedAppend(this.paths.ingestLogFile(), lines, { fsync: true });
+      while (this.queue.length > 0) {
+        await this.commit(this.queue.splice(0, this.opts.maxBatch));
+        this.checkpointIfDue();
+      }
+    } finally {
+      this.running = null;
+    }
+  }
+
+  private async commit(batch: Pending[]): Promise<void> {
+    try {
+      // The bundle is serialized once, for its log line and its file; "audit" < "bundle" < ...
+      const lines = batch.map(({ item }) => {
+        item.text ??= toJsonText(item.bundle as unknown as JsonValue);
+        const audit = toJsonText(auditRow(item.audit) as unknown as JsonValue);
+        return `{"audit":${audit},"bundle":${item.text},"village_id":${toJsonText(item.villageId)},"visibility":${toJsonText(item.visibility)}}`;
+      });
+      lockedAppend(this.paths.ingestLogFile(), lines, { fsync: false });
+      await fdatasyncFile(this.paths.ingestLogFile());
       this.logBytes += lines.reduce((n, l) => n + l.length + 1, 0);
+      // Durable from here on: the log holds each bundle and its audit row.
       const results = storeBundles(this.paths, batch.map((p) => p.item), { sync: false });
-      const audits = batch.filter((_, i) => results[i]?.status === "stored").map((p) => p.item.audit);
-      if (audits.length > 0) appendAudit(this.paths, ...audits);
+      const audits = batch.filter((_, i) => results[i]?.status === "stored").map((p) => auditRow(p.item.audit));
+      if (audits.length > 0) lockedAppend(this.paths.auditFile(), audits.map((a) => toJsonText(a as unknown as JsonValue)), { fsync: false });
       batch.forEach((p, i) => p.resolve(results[i] as IngestResult));
     } catch (e) {
       const error = storageError(e, "committing accepted bundles");
       for (const p of batch) p.reject(error);
     }
-    this.checkpointIfDue(false);
   }
 
-  private checkpointIfDue(timerFired: boolean): void {
-    if (this.logBytes === 0) return;
-    if (timerFired || this.logBytes >= this.opts.checkpointBytes) {
+  private checkpointIfDue(): void {
+    if (this.logBytes === 0) {
+      this.checkpointDue = false;
+      return;
+    }
+    if (this.checkpointDue || this.logBytes >= this.opts.checkpointBytes) {
       try {
         checkpoint(this.paths);
         this.logBytes = 0;
+        this.checkpointDue = false;
       } catch (e) {
         process.stderr.write(`links: warning: checkpoint failed, will retry: ${(e as Error).message}\n`);
       }
@@ -105,13 +125,24 @@ export class GroupCommit {
   }
 
   /** Commits what is queued, checkpoints, stops the timer (clean shutdown). */
-  close(): void {
-    this.flush();
+  async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    while (this.running) await this.running;
     if (this.logBytes > 0) checkpoint(this.paths);
     this.logBytes = 0;
   }
+}
+
+function fdatasyncFile(path: string): Promise<void> {
+  const fd = openSync(path, constants.O_RDONLY);
+  return new Promise<void>((resolve, reject) => {
+    fdatasync(fd, (e) => {
+      closeSync(fd);
+      if (e) reject(e);
+      else resolve();
+    });
+  });
 }
 
 /**
@@ -148,7 +179,7 @@ export function recover(paths: DataPaths): { logged: number; repaired: number } 
     const bundle = requireVerified(normalizeBundle(entry.bundle));
     const file = paths.bundleFile(bundle.bundle_id, entry.village_id);
     const whole = existsSync(file) && isWholeJson(file);
-    if (whole && indexed.has(bundle.bundle_id)) continue;
+    if (whole && indexed.has(bundle.bundle_id) && audited.has(bundle.bundle_id)) continue;
     repaired++;
     if (!whole) writeJsonFile(file, bundle);
     if (!indexed.has(bundle.bundle_id)) {
@@ -158,7 +189,9 @@ export function recover(paths: DataPaths): { logged: number; repaired: number } 
       indexed.add(bundle.bundle_id);
     }
     if (!audited.has(bundle.bundle_id)) {
-      appendAudit(paths, { action: "ingest.accept", bundle_id: bundle.bundle_id, village_id: entry.village_id, reason: "recovered from the ingest log after a crash" });
+      if (entry.audit) lockedAppend(paths.auditFile(), [toJsonText(entry.audit as unknown as JsonValue)]);
+      else appendAudit(paths, { action: "ingest.accept", bundle_id: bundle.bundle_id, village_id: entry.village_id, reason: "recovered from the ingest log after a crash" });
+      audited.add(bundle.bundle_id);
     }
   }
   checkpoint(paths);
