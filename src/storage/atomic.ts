@@ -133,13 +133,19 @@ export function createFileUnsynced(path: string, data: string | Uint8Array): voi
   let fd: number | undefined;
   try {
     fd = openCreatingParents(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
-    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-    let done = 0;
-    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
   } catch (e) {
     if ((e as { code?: string }).code === "EEXIST") throw new LinksError("file_exists", `${path} already exists`);
     throw storageError(e, `creating ${path}`);
-  } finally {
-    if (fd !== undefined) closeQuietly(fd);
+  }
+  try {
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    let done = 0;
+    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+    closeSync(fd);
+  } catch (e) {
+    // A half-written file would later pass for a stored bundle (a "duplicate"): take it back.
+    closeQuietly(fd);
+    removeQuietly(path);
+    throw storageError(e, `creating ${path}`);
   }
 }

@@ -128,8 +128,23 @@ export class ClaimsDb {
       this.setMeta("offset", String(offset));
       this.setMeta("ino", String(ino));
     });
-    begin.immediate();
-    this.lastStamp = stamp;
+    try {
+      begin.immediate();
+      this.lastStamp = stamp;
+    } catch (e) {
+      // A full disk (or a busy database) must not take reads down: answer from what is indexed
+      // and catch up on a later call.
+      this.warnOnce(`the claims database could not catch up with ${this.jsonl} (${(e as Error).message}); answering from the rows indexed so far`);
+    }
+  }
+
+  private lastWarning = 0;
+
+  private warnOnce(message: string): void {
+    const now = Date.now();
+    if (now - this.lastWarning < 60_000) return;
+    this.lastWarning = now;
+    process.stderr.write(`links: warning: ${message}\n`);
   }
 
   /** Rows matching the filter with seq > after, oldest first. */

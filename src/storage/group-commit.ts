@@ -47,6 +47,7 @@ export class GroupCommit {
   private running: Promise<void> | null = null;
   private logBytes = 0;
   private checkpointDue = false;
+  private needsRepair = false;
   private timer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
@@ -103,6 +104,9 @@ export class GroupCommit {
       if (audits.length > 0) lockedAppend(this.paths.auditFile(), audits.map((a) => toJsonText(a as unknown as JsonValue)), { fsync: false });
       batch.forEach((p, i) => p.resolve(results[i] as IngestResult));
     } catch (e) {
+      // Some of the batch may be logged but not stored: the next checkpoint repairs from the log
+      // before it empties it.
+      this.needsRepair = true;
       const error = storageError(e, "committing accepted bundles");
       for (const p of batch) p.reject(error);
     }
@@ -115,8 +119,7 @@ export class GroupCommit {
     }
     if (this.checkpointDue || this.logBytes >= this.opts.checkpointBytes) {
       try {
-        checkpoint(this.paths);
-        this.logBytes = 0;
+        this.checkpointNow();
         this.checkpointDue = false;
       } catch (e) {
         process.stderr.write(`links: warning: checkpoint failed, will retry: ${(e as Error).message}\n`);
@@ -129,7 +132,13 @@ export class GroupCommit {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     while (this.running) await this.running;
-    if (this.logBytes > 0) checkpoint(this.paths);
+    if (this.logBytes > 0) this.checkpointNow();
+  }
+
+  private checkpointNow(): void {
+    if (this.needsRepair) recover(this.paths);
+    else checkpoint(this.paths);
+    this.needsRepair = false;
     this.logBytes = 0;
   }
 }

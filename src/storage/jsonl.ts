@@ -5,7 +5,7 @@
  * append never replaces the inode, unlike an atomic rewrite), and readers take a shared lock so
  * they never see half of an append that is still in progress.
  */
-import { closeSync, constants, fdatasyncSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import { LinksError, storageError } from "../core/errors.ts";
 import { atomicWrite } from "./atomic.ts";
 import { lockFd, unlockFd } from "./flock.ts";
@@ -59,9 +59,20 @@ export function lockedAppend(path: string, lines: string[], opts?: { fsync?: boo
       readSync(fd, last, 0, 1, size - 1);
       if (last[0] !== NL) data = Buffer.concat([Buffer.from("\n"), body]);
     }
-    let done = 0;
-    while (done < data.length) done += writeSync(fd, data, done, data.length - done);
-    if (opts?.fsync ?? true) fdatasyncSync(fd);
+    try {
+      let done = 0;
+      while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+      if (opts?.fsync ?? true) fdatasyncSync(fd);
+    } catch (e) {
+      // Still under the lock: take back a partial record (a full disk), so no torn line is left
+      // in the middle of the file.
+      try {
+        ftruncateSync(fd, size);
+      } catch {
+        // the append failed either way; a reader skips a torn line
+      }
+      throw e;
+    }
   } catch (e) {
     throw storageError(e, `appending to ${path}`);
   } finally {

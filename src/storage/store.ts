@@ -3,7 +3,7 @@
  * in store/index/claims.jsonl, and a pointer to each village's newest bundle so reading it never
  * lists a directory.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { normalizeBundle, type Bundle, type VerifiedBundle } from "../core/bundle.ts";
 import { toJsonText, type JsonValue } from "../core/canonical.ts";
@@ -96,6 +96,24 @@ export interface StoreItem {
  * write-ahead log already holds the bundles durably.
  */
 export function storeBundles(paths: DataPaths, items: StoreItem[], opts: { sync: boolean } = { sync: true }): IngestResult[] {
+  const created: string[] = [];
+  try {
+    return storeAll(paths, items, opts, created);
+  } catch (e) {
+    // A bundle file without its index rows would pass for stored on a retry: take the files
+    // back, so the caller's error means "nothing stored" and a retry does it all again.
+    for (const file of created) {
+      try {
+        unlinkSync(file);
+      } catch {
+        // already gone
+      }
+    }
+    throw e;
+  }
+}
+
+function storeAll(paths: DataPaths, items: StoreItem[], opts: { sync: boolean }, created: string[]): IngestResult[] {
   const rows: string[] = [];
   const latest = new Map<string | null, string>();
   const results = items.map(({ bundle, villageId, visibility, text }): IngestResult => {
@@ -105,6 +123,7 @@ export function storeBundles(paths: DataPaths, items: StoreItem[], opts: { sync:
       const file = paths.bundleFile(bundle.bundle_id, villageId);
       if (opts.sync) writeJsonFile(file, bundle, { exclusive: true });
       else createFileUnsynced(file, `${text ?? toJsonText(bundle as unknown as JsonValue)}\n`);
+      created.push(file);
     } catch (e) {
       if (e instanceof LinksError && e.code === "file_exists") return duplicate;
       throw e;
@@ -118,7 +137,13 @@ export function storeBundles(paths: DataPaths, items: StoreItem[], opts: { sync:
   // Under the group commit the node answers "latest" from its claims database; the pointer
   // (replaced by rename, which ext4 flushes eagerly) is for the CLI's single writes.
   if (opts.sync) {
-    for (const [villageId, bundleId] of latest) atomicWrite(latestPointer(paths, villageId), `${bundleId}\n`);
+    for (const [villageId, bundleId] of latest) {
+      try {
+        atomicWrite(latestPointer(paths, villageId), `${bundleId}\n`);
+      } catch {
+        // a hint only (the index says the same): the bundles are stored and indexed already
+      }
+    }
   }
   return results;
 }
@@ -149,7 +174,11 @@ export function latestBundle(paths: DataPaths, villageId: string | null, db?: Cl
     bundleId = readFileSync(pointer, "utf8").trim();
   } catch {
     bundleId = newestByMtime(villageId === null ? paths.bundlesDir() : join(paths.bundlesDir(), villageId));
-    if (bundleId !== null) atomicWrite(pointer, `${bundleId}\n`);
+    try {
+      if (bundleId !== null) atomicWrite(pointer, `${bundleId}\n`);
+    } catch {
+      // only a shortcut for next time (e.g. the disk is full): the answer stands without it
+    }
   }
   if (bundleId === null || !BUNDLE_ID_RE.test(bundleId)) return null;
   return readStoredBundle(paths, bundleId, villageId);
