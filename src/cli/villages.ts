@@ -3,12 +3,12 @@ import { groupMeta } from "./groups.ts";
 import { decodeBase64 } from "../core/base64.ts";
 import { sha256Hex } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
-import { isKeyHash, ROLES, type PolicyObject } from "../core/village-policy.ts";
+import { isKeyHash, readPolicy, ROLES } from "../core/village-policy.ts";
 import { appendAudit, type AuditAction } from "../storage/audit.ts";
 import { addMember, listMembers, revokeMember, rotateToken } from "../storage/members.ts";
 import { assertMemberId, assertVillageId } from "../storage/paths.ts";
-import { recordGenesis } from "../storage/policy.ts";
-import { createVillage, listVillageIds, readVillage, updateVillage, villagePolicy, withPolicy } from "../storage/villages.ts";
+import { editPolicy, recordGenesis } from "../storage/policy.ts";
+import { createVillage, listVillageIds, readVillage, villagePolicy } from "../storage/villages.ts";
 import { auditPolicyHash } from "../core/village-policy.ts";
 import { dataArgs, jsonArgs, parsePositiveInt, printJson, repeated, say } from "./common.ts";
 import { actorArgs, actorOf, openData } from "./context.ts";
@@ -191,21 +191,25 @@ function listCommand(name: string, description: string, field: ListField, op: "a
       const paths = openData(args);
       const vid = assertVillageId(args.village_id);
       const value = isKey ? keyHashOf(args.value) : args.value;
-      const changed = updateVillage(paths, vid, (village) => {
-        const current = villagePolicy(village)[field];
-        const next = op === "add" ? (current.includes(value) ? current : [...current, value]) : current.filter((v) => v !== value);
-        if (next === current || next.length === current.length) return { village, result: false };
-        const policy: PolicyObject = { ...village.policy, [field]: next };
-        const updated = withPolicy(village, policy);
+      const { changed } = editPolicy(
+        paths,
+        vid,
+        (policy) => {
+          const current = readPolicy(policy)[field];
+          if (op === "add" ? current.includes(value) : !current.includes(value)) return null;
+          return { ...policy, [field]: op === "add" ? [...current, value] : current.filter((v) => v !== value) };
+        },
+        { actor: actorOf(args) },
+      );
+      if (changed) {
         appendAudit(paths, {
           action,
           village_id: vid,
           actor: actorOf(args),
           reason: `${op === "add" ? "added to" : "removed from"} ${field}: ${value}`,
-          policy_hash: auditPolicyHash(policy),
+          policy_hash: auditPolicyHash(readVillage(paths, vid).policy),
         });
-        return { village: updated, result: true };
-      });
+      }
       say(changed ? `${op === "add" ? "added" : "removed"} ${value} ${op === "add" ? "to" : "from"} ${field} of ${vid}` : `${field} of ${vid} already ${op === "add" ? "has" : "lacks"} ${value}; nothing changed`);
     },
   });

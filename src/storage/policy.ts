@@ -71,6 +71,26 @@ export function applyPolicy(
 }
 
 /**
+ * Edits the policy in force, under the village lock (so concurrent edits never lose one
+ * another), and records the result like any other local change. `edit` returns the new policy,
+ * or null to leave it as it is.
+ */
+export function editPolicy(
+  paths: DataPaths,
+  vid: string,
+  edit: (current: PolicyObject) => PolicyObject | null,
+  opts: { actor: string | null },
+): { changed: boolean; policy_hash: string } {
+  return updateVillage<{ changed: boolean; policy_hash: string }>(paths, vid, (village) => {
+    const next = edit(village.policy);
+    if (next === null) return { village, result: { changed: false, policy_hash: policyHash(village.policy) } };
+    readPolicy(next);
+    const updated = record(paths, village, [{ policy: next, artifact: null }], { actor: opts.actor, source: "local" });
+    return { village: updated, result: { changed: true, policy_hash: policyHash(next) } };
+  });
+}
+
+/**
  * Applies a run of signed updates pulled from another node, all or nothing: the run is checked
  * again under the lock against the head in force then (lineage, signatures, quorum, expiry).
  */
