@@ -300,7 +300,13 @@ describe("string escapes", () => {
   });
 
   test("ensure_ascii output escapes non-ASCII as lowercase \\u, astral chars as surrogate pairs", () => {
-    expect(canonicalizeAscii({ "é": "a\u007f😀\n" })).toBe('{"\\u00e9":"a\u007f\\ud83d\\ude00\\n"}');
+    expect(canonicalizeAscii({ "é": "a😀\n" })).toBe('{"\\u00e9":"a\\ud83d\\ude00\\n"}');
+  });
+
+  test("ensure_ascii output escapes DEL as \\u007f, as Python's json.dumps(ensure_ascii=True) does", () => {
+    // Python: json.dumps("a\x7fb") == '"a\\u007fb"' (its ASCII escape covers everything outside " ".."~")
+    expect(canonicalizeAscii("a\u007fb")).toBe('"a\\u007fb"');
+    expect(canonicalize("a\u007fb")).toBe('"a\u007fb"');
   });
 
   test("any well-formed string is written as JSON.stringify writes it", () => {
