@@ -6,7 +6,7 @@ import { LinksError } from "../core/errors.ts";
 import { isKeyHash, readPolicy, ROLES } from "../core/village-policy.ts";
 import { appendAudit, type AuditAction } from "../storage/audit.ts";
 import { addMember, listMembers, revokeMember, rotateToken } from "../storage/members.ts";
-import { assertMemberId, assertVillageId } from "../storage/paths.ts";
+import { assertMemberId, assertVillageId, type DataPaths } from "../storage/paths.ts";
 import { editPolicy, recordGenesis } from "../storage/policy.ts";
 import { createVillage, listVillageIds, readVillage, villagePolicy } from "../storage/villages.ts";
 import { auditPolicyHash } from "../core/village-policy.ts";
@@ -14,6 +14,15 @@ import { dataArgs, jsonArgs, parsePositiveInt, printJson, repeated, say } from "
 import { actorArgs, actorOf, openData } from "./context.ts";
 
 const vidArg = { village_id: { type: "positional", description: "Village id ([A-Za-z0-9_-], 1-64 chars)", required: true } } as const;
+const memberArg = { member_id: { type: "positional", description: "Member id", required: true } } as const;
+
+/** The data directory and a checked id of a village that exists (else a clear error). */
+function openVillage(args: { data?: string | undefined; village_id: string }): { paths: DataPaths; vid: string } {
+  const paths = openData(args);
+  const vid = assertVillageId(args.village_id);
+  readVillage(paths, vid);
+  return { paths, vid };
+}
 
 function roleOf(value: string | undefined): string {
   const role = value ?? "member";
@@ -73,15 +82,13 @@ const addMemberCmd = defineCommand({
   meta: { name: "add-member", description: "Add a member; prints its token on the last line" },
   args: {
     ...vidArg,
-    member_id: { type: "positional", description: "Member id", required: true },
+    ...memberArg,
     role: { type: "enum", options: [...ROLES], description: "Role", default: "member" },
     ...dataArgs,
     ...actorArgs,
   },
   run({ args }) {
-    const paths = openData(args);
-    const vid = assertVillageId(args.village_id);
-    readVillage(paths, vid);
+    const { paths, vid } = openVillage(args);
     const role = roleOf(args.role);
     const token = addMember(paths, vid, args.member_id, role);
     appendAudit(paths, { action: "member.add", village_id: vid, actor: actorOf(args), reason: `${args.member_id} as ${role}` });
@@ -93,15 +100,13 @@ const revokeMemberCmd = defineCommand({
   meta: { name: "revoke-member", description: "Revoke every token of a member" },
   args: {
     ...vidArg,
-    member_id: { type: "positional", description: "Member id", required: true },
+    ...memberArg,
     reason: { type: "string", description: "Why, for the record", default: "revoked by operator" },
     ...dataArgs,
     ...actorArgs,
   },
   run({ args }) {
-    const paths = openData(args);
-    const vid = assertVillageId(args.village_id);
-    readVillage(paths, vid);
+    const { paths, vid } = openVillage(args);
     revokeMember(paths, vid, args.member_id, actorOf(args), args.reason);
     appendAudit(paths, { action: "member.revoke", village_id: vid, actor: actorOf(args), reason: `${args.member_id}: ${args.reason}` });
     say(`revoked ${args.member_id} in ${vid}`);
@@ -112,14 +117,12 @@ const rotateCmd = defineCommand({
   meta: { name: "rotate-token", description: "Issue a new token for a member and revoke the old one" },
   args: {
     ...vidArg,
-    member_id: { type: "positional", description: "Member id", required: true },
+    ...memberArg,
     ...dataArgs,
     ...actorArgs,
   },
   run({ args }) {
-    const paths = openData(args);
-    const vid = assertVillageId(args.village_id);
-    readVillage(paths, vid);
+    const { paths, vid } = openVillage(args);
     const token = rotateToken(paths, vid, args.member_id, actorOf(args));
     appendAudit(paths, { action: "member.rotate", village_id: vid, actor: actorOf(args), reason: args.member_id });
     showToken(token, args.member_id);
@@ -130,9 +133,7 @@ const members = defineCommand({
   meta: { name: "members", description: "List a village's members (revoked ones marked)" },
   args: { ...vidArg, ...dataArgs, ...jsonArgs },
   run({ args }) {
-    const paths = openData(args);
-    const vid = assertVillageId(args.village_id);
-    readVillage(paths, vid);
+    const { paths, vid } = openVillage(args);
     const list = listMembers(paths, vid);
     if (args.json) return printJson(list);
     for (const m of list) {

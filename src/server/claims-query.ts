@@ -6,7 +6,7 @@
  * index is append-only between reindexes; a reindex renumbers rows, so a cursor taken before one
  * may skip or repeat rows.
  */
-import { LinksError } from "../core/errors.ts";
+import { cursorCodec } from "./cursor.ts";
 import type { ClaimsDb } from "../storage/claims-db.ts";
 import type { ClaimFilter } from "../storage/claims-index.ts";
 import type { IndexRow } from "../storage/store.ts";
@@ -27,24 +27,11 @@ export interface ClaimsPage {
   next_cursor: string | null;
 }
 
-const CURSOR_TEXT_RE = /^o1:(0|[1-9][0-9]{0,14})$/;
-
-export function encodeCursor(position: number): string {
-  return Buffer.from(`o1:${position}`, "utf8").toString("base64url");
-}
-
+const claimsCursor = cursorCodec("o1");
+/** The cursor for the row after sequence number `position`. */
+export const encodeCursor = claimsCursor.encode;
 /** The position a cursor stands for; anything not made by encodeCursor is invalid_cursor. */
-export function decodeCursor(cursor: string): number {
-  const bad = (): never => {
-    throw new LinksError("invalid_cursor", "the cursor is not one this node handed out");
-  };
-  if (!/^[A-Za-z0-9_-]{1,32}$/.test(cursor)) bad();
-  const m = CURSOR_TEXT_RE.exec(Buffer.from(cursor, "base64url").toString("utf8"));
-  if (!m) return bad();
-  const position = Number(m[1]);
-  if (encodeCursor(position) !== cursor) bad();
-  return position;
-}
+export const decodeCursor = claimsCursor.decode;
 
 export function claimsPage(db: ClaimsDb, q: ClaimsPageQuery): ClaimsPage {
   const after = q.cursor === null ? 0 : decodeCursor(q.cursor);

@@ -30,30 +30,18 @@ import { newPolicyUpdate, policyHash, policyUpdateToJson } from "../../core/poli
 import { chainSince, policyChain, type ChainEntry } from "../../storage/policy.ts";
 import type { Village } from "../../storage/villages.ts";
 import { sendJson, type AppContext, type AppEnv } from "../context.ts";
+import { cursorCodec } from "../cursor.ts";
 import { parseLimit, single } from "../query-params.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export const FEED_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
 
 const HASH_RE = /^[0-9a-f]{64}$/;
-const CURSOR_TEXT_RE = /^c1:(0|[1-9][0-9]{0,14})$/;
-
-export function encodeFeedCursor(index: number): string {
-  return Buffer.from(`c1:${index}`, "utf8").toString("base64url");
-}
-
+const feedCursor = cursorCodec("c1");
+/** The cursor for the chain entry at `index`. */
+export const encodeFeedCursor = feedCursor.encode;
 /** The chain index a cursor stands for; anything not made by encodeFeedCursor is invalid_cursor. */
-export function decodeFeedCursor(cursor: string): number {
-  const bad = (): never => {
-    throw new LinksError("invalid_cursor", "the cursor is not one this node handed out");
-  };
-  if (!/^[A-Za-z0-9_-]{1,32}$/.test(cursor)) bad();
-  const m = CURSOR_TEXT_RE.exec(Buffer.from(cursor, "base64url").toString("utf8"));
-  if (!m) return bad();
-  const index = Number(m[1]);
-  if (encodeFeedCursor(index) !== cursor) bad();
-  return index;
-}
+export const decodeFeedCursor = feedCursor.decode;
 
 /** Whether an If-None-Match header names this entity tag (weak comparison, RFC 9110 13.1.2). */
 export function etagMatches(header: string | undefined, tag: string): boolean {
