@@ -14,6 +14,7 @@ import {
   verifyPolicyUpdate,
   type PolicyUpdate,
 } from "../core/policy-update.ts";
+import { isExpired } from "../core/policy-chain.ts";
 import { quorumUnder } from "../core/quorum.ts";
 import { readPolicy, type PolicyObject } from "../core/village-policy.ts";
 import { pullPolicy, remoteHead, type PullReport } from "../client/policy-pull.ts";
@@ -159,6 +160,10 @@ const applyLocal = defineCommand({
       if (!v.valid) throw new LinksError(v.code ?? "invalid_signature", v.detail ?? "the policy update does not verify");
       if (artifact.village_id !== vid) {
         throw new LinksError("village_mismatch", `the artifact is for village ${JSON.stringify(artifact.village_id)}, not ${vid}`);
+      }
+      // An expired update in the chain would make every node that pulls it refuse it for good.
+      if (isExpired(artifact, Date.now())) {
+        throw new LinksError("policy_expired", `the update expired at ${artifact.generation === "v2" ? artifact.expires_at : "?"}; export and sign a fresh one`);
       }
       signers = v.signers;
     }

@@ -173,7 +173,9 @@ export function latestBundle(paths: DataPaths, villageId: string | null, db?: Cl
   try {
     bundleId = readFileSync(pointer, "utf8").trim();
   } catch {
-    bundleId = newestByMtime(villageId === null ? paths.bundlesDir() : join(paths.bundlesDir(), villageId));
+    // Not for the public store: Python Links v0.7 also put village bundles at its top, and a
+    // file there says nothing of whether it is public.
+    bundleId = villageId === null ? null : newestByMtime(join(paths.bundlesDir(), villageId));
     try {
       if (bundleId !== null) atomicWrite(pointer, `${bundleId}\n`);
     } catch {
