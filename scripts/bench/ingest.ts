@@ -5,7 +5,7 @@
  * Usage: bun scripts/bench/ingest.ts [--seconds 5]
  */
 import { rate } from "./crypto.ts";
-import { benchVillage, closedLoop, fileCreateRate, fmt, type LoadResult, makeBundles, run, startNode, tempDir, wrkPath, wrkPost } from "./lib.ts";
+import { benchVillage, closedLoop, fileCreateRate, fmt, type LoadResult, makeBundles, startNode, wrkPath, wrkPost } from "./lib.ts";
 import { generateSeed, publicKeyFromSeed, sign, verify } from "../../src/core/ed25519.ts";
 
 const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 5;

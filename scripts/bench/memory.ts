@@ -4,7 +4,7 @@
  * Usage: bun scripts/bench/memory.ts [--bundles 100000]
  */
 import { RateLimiter } from "../../src/server/middleware/rate-limit/limiter.ts";
-import { benchVillage, closedLoop, fmt, makeBundles, run, startNode, tempDir } from "./lib.ts";
+import { benchVillage, closedLoop, fmt, makeBundles, startNode } from "./lib.ts";
 
 const BUNDLES = Number(process.argv[process.argv.indexOf("--bundles") + 1]) || 100_000;
 

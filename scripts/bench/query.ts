@@ -5,7 +5,7 @@
  * Usage: bun scripts/bench/query.ts [--rows 1000000] [--requests 2000]
  */
 import { appendFileSync, mkdirSync } from "node:fs";
-import { benchVillage, closedLoop, fmt, percentile, run, startNode, tempDir } from "./lib.ts";
+import { benchVillage, closedLoop, fmt, percentile, run, startNode } from "./lib.ts";
 
 const arg = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1]) || fallback;
 const ROWS = arg("--rows", 1_000_000);

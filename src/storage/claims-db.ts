@@ -48,7 +48,7 @@ export class ClaimsDb {
   private readonly jsonl: string;
   private lastStamp = "";
 
-  constructor(private readonly paths: DataPaths) {
+  constructor(paths: DataPaths) {
     this.jsonl = paths.claimsIndexFile();
     const file = paths.claimsSqliteFile();
     try {

@@ -2,7 +2,7 @@
  * The claims index (store/index/claims.jsonl): queried by scanning here, rebuilt from the stored
  * bundles by `reindex`. The bundles are the truth; the index can always be derived again.
  */
-import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
+import { parseJson } from "../core/canonical.ts";
 import { normalizeBundle } from "../core/bundle.ts";
 import { readJsonl, replaceJsonl } from "./jsonl.ts";
 import { readJsonFile } from "./json-file.ts";
@@ -24,25 +24,6 @@ export function parseIndexRow(line: string): IndexRow {
     throw new Error("not an index row");
   }
   return v;
-}
-
-export function matches(row: IndexRow, f: ClaimFilter): boolean {
-  return (
-    (f.subject === undefined || row.subject === f.subject) &&
-    (f.issuer === undefined || row.issuer === f.issuer) &&
-    (f.predicate === undefined || row.predicate === f.predicate) &&
-    (f.villageId === undefined || row.village_id === f.villageId)
-  );
-}
-
-export function queryClaims(paths: DataPaths, filter: ClaimFilter): IndexRow[] {
-  const out: IndexRow[] = [];
-  for (const row of readJsonl(paths.claimsIndexFile(), parseIndexRow)) {
-    if (!matches(row, filter)) continue;
-    out.push(row);
-    if (filter.limit !== undefined && out.length >= filter.limit) break;
-  }
-  return out;
 }
 
 /**

@@ -9,7 +9,6 @@ import { LinksError } from "../core/errors.ts";
 import { checkRun } from "../core/policy-chain.ts";
 import {
   newPolicyUpdate,
-  normalizePolicyUpdate,
   policyHash,
   policyUpdateToJson,
   type PolicyUpdate,
@@ -199,8 +198,4 @@ export function chainSince(chain: ChainEntry[], since: string | undefined, curre
   }
   if (chain.length === 0 && since === currentHead) return [];
   throw new LinksError("unknown_policy_hash", `policy ${since} is not in this village's chain`);
-}
-
-export function parseChainArtifact(entry: ChainEntry): PolicyUpdate {
-  return normalizePolicyUpdate(entry.artifact);
 }

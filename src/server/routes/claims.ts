@@ -4,7 +4,7 @@
 import { LinksError } from "../../core/errors.ts";
 import { latestBundle } from "../../storage/store.ts";
 import { CLAIMS_PAGE, claimsPage } from "../claims-query.ts";
-import { sendJson, type AppContext } from "../context.ts";
+import { sendJson } from "../context.ts";
 import { parseLimit, single } from "../query-params.ts";
 import type { RouteDeps } from "./deps.ts";
 
