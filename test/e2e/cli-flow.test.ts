@@ -3,6 +3,8 @@
  * and members, issuer lists, local policy changes, ingest, quarantine review, query, reindex,
  * audit, data directory selection, and --help / --version everywhere.
  */
+import type { AuditRow } from "../../src/storage/audit.ts";
+import type { IndexRow } from "../../src/storage/store.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -40,19 +42,6 @@ interface Village {
     issuer_id_allowlist: string[];
     issuer_id_blocklist: string[];
   };
-}
-interface AuditRow {
-  action: string;
-  village_id: string | null;
-  bundle_id: string | null;
-  reason: string | null;
-  actor: string | null;
-}
-interface IndexRow {
-  bundle_id: string;
-  subject: string;
-  predicate: string;
-  village_id: string | null;
 }
 
 let tmp: TempDir;

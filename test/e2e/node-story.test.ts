@@ -22,20 +22,10 @@ import {
   type RunResult,
   type TempDir,
 } from "./harness.ts";
+import type { AuditRow } from "../../src/storage/audit.ts";
+import type { IndexRow } from "../../src/storage/store.ts";
 import { startNode, type RunningNode } from "./node.ts";
 
-interface AuditRow {
-  action: string;
-  village_id: string | null;
-  bundle_id: string | null;
-  reason: string | null;
-  actor: string | null;
-}
-interface IndexRow {
-  bundle_id: string;
-  subject: string;
-  village_id: string | null;
-}
 interface ErrorBody {
   detail: string;
   code: string;
