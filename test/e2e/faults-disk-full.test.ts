@@ -2,49 +2,7 @@
  * The data directory on an 8 MiB tmpfs, filled up: clear 507s, nothing half-written, recovery
  * when space returns. Needs root (mount); skipped with the reason printed otherwise.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { makeTempDir, type TempDir } from "./harness.ts";
-import { runDiskFull, type DiskFullResult } from "../faults/scenarios/disk-full.ts";
+import { SIZES } from "../faults/lib/scale.ts";
+import { diskFullSuite } from "../faults/scenarios/disk-full.ts";
 
-let tmp: TempDir;
-let r: DiskFullResult;
-
-beforeAll(async () => {
-  tmp = makeTempDir("links-faults-disk-");
-  r = await runDiskFull({ dir: tmp.path, steps: 6, attemptsWhenFull: 2 });
-}, 60_000);
-afterAll(() => tmp.remove());
-
-describe("when the data directory's disk is full", () => {
-  test("writes answer 507 storage_full (or 503) as JSON {detail, code}, never anything else", () => {
-    if (r.skipped) return console.log(`skipped: ${r.skipped}`);
-    expect(r.badAnswers).toEqual([]);
-    expect(Object.keys(r.fullAnswers).some((k) => k.includes(" 507 storage_full"))).toBe(true);
-  });
-  test("reads keep working", () => {
-    if (r.skipped) return;
-    expect(r.failedReads).toEqual([]);
-  });
-  test("CLI writes fail with exit 1 and storage_full", () => {
-    if (r.skipped) return;
-    expect(r.badCli).toEqual([]);
-  });
-  test("nothing half-written remains: every JSON file parses, every JSONL line but a torn last one", () => {
-    if (r.skipped) return;
-    expect(r.corrupt).toEqual([]);
-    expect(r.tempFiles).toEqual([]);
-  });
-  test("when space returns the next push is 200, retries succeed, and nothing accepted is lost", () => {
-    if (r.skipped) return;
-    expect(r.recoveredPush).toBe(1);
-    expect(r.retriedBad).toEqual([]);
-    expect(r.lost).toEqual([]);
-    expect(r.badlyIndexed).toEqual([]);
-    expect(r.rebuildMismatch).toBeNull();
-    expect(r.aliveAtEnd).toBe(true);
-  });
-  test("and after a restart every accepted bundle is still stored, verifies and is indexed once", () => {
-    if (r.skipped) return;
-    expect(r.lostAfterRestart).toEqual([]);
-  });
-});
+diskFullSuite(SIZES.fast, { timeoutMs: 60_000 });

@@ -2,24 +2,6 @@
  * Policy feed attacks through a relay in front of a real node (the same set as the fast suite,
  * with a longer limit for a pull that never ends).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { makeTempDir, type TempDir } from "../e2e/harness.ts";
-import { runPolicyFeedAttacks, type PolicyFeedResult } from "./scenarios/policy-feed.ts";
+import { policyFeedSuite } from "./scenarios/policy-feed.ts";
 
-let tmp: TempDir;
-let r: PolicyFeedResult;
-
-beforeAll(async () => {
-  tmp = makeTempDir("links-faults-feed-");
-  r = await runPolicyFeedAttacks({ dir: tmp.path, pullTimeoutMs: 60_000 });
-}, 10 * 60_000);
-afterAll(() => tmp.remove());
-
-describe("when a relay tampers with the policy feed", () => {
-  test("an honest relay is the control: the pull applies the whole chain", () => {
-    expect(r.honest).toEqual({ exit: 0, status: "applied", updates: 3, headMatches: true });
-  });
-  test("every attack is refused with its code, exit 1, and the puller's village is unchanged", () => {
-    expect(r.outcomes.filter((o) => !o.ok).map((o) => `${o.name}: ${o.why}`)).toEqual([]);
-  });
-});
+policyFeedSuite({ timeoutMs: 10 * 60_000, pullTimeoutMs: 60_000 });

@@ -20,6 +20,9 @@ export interface Sizes {
   writerPushes: number;
   /** traversal corpus: every entry in every CLI position (false: a sample) */
   fullPathCorpus: boolean;
+  /** disk full: 0..diskFullSteps-1 pages left free, and writes tried while completely full */
+  diskFullSteps: number;
+  diskFullAttempts: number;
 }
 
 export const SIZES: Record<Scale, Sizes> = {
@@ -33,6 +36,8 @@ export const SIZES: Record<Scale, Sizes> = {
     writerProcesses: 3,
     writerPushes: 40,
     fullPathCorpus: false,
+    diskFullSteps: 6,
+    diskFullAttempts: 2,
   },
   ci: {
     scale: "ci",
@@ -44,6 +49,8 @@ export const SIZES: Record<Scale, Sizes> = {
     writerProcesses: 6,
     writerPushes: 300,
     fullPathCorpus: true,
+    diskFullSteps: 16,
+    diskFullAttempts: 4,
   },
   full: {
     scale: "full",
@@ -55,6 +62,8 @@ export const SIZES: Record<Scale, Sizes> = {
     writerProcesses: 10,
     writerPushes: 600,
     fullPathCorpus: true,
+    diskFullSteps: 32,
+    diskFullAttempts: 10,
   },
 };
 

@@ -6,12 +6,14 @@
  * at the kill (outcome unknown to the client) are pushed again, as a client would, and must then
  * be stored and indexed once too.
  */
+import { describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { startNode, type RunningNode } from "../../e2e/node.ts";
 import { bundleText, makeBundle, signingKey } from "../lib/bundles.ts";
 import { auditRows, checkDataDir, checkStored, compareWithRebuild } from "../lib/datadir.ts";
-import { figures } from "../lib/scale.ts";
+import { faultsSeed, figures, type Sizes } from "../lib/scale.ts";
+import { runScenarioOnce } from "../lib/suite.ts";
 import { makeVillage, push } from "../lib/village.ts";
 
 export interface CrashOptions {
@@ -229,4 +231,43 @@ export async function runCrash(o: CrashOptions): Promise<CrashResult> {
     audit_accept_duplicated: result.auditDuplicated.length,
   });
   return result;
+}
+
+/**
+ * The crash tests, sized by the caller: `npm test` (SIZES.fast) and `npm run test:faults`
+ * (faultsSizes()). `ackedAbove`: how many pushes answered 200 show the clients really pushed.
+ */
+export function crashSuite(sizes: Sizes, opts: { timeoutMs: number; ackedAbove: number }): void {
+  const result = runScenarioOnce("links-faults-crash-", opts.timeoutMs, (dir) =>
+    runCrash({ dir, rounds: sizes.crashRounds, clients: sizes.crashClients, seed: faultsSeed() }),
+  );
+
+  describe(`when the node is killed with SIGKILL ${sizes.crashRounds} times while ${sizes.crashClients} clients push`, () => {
+    test("it comes back every time and the clients really pushed", () => {
+      const r = result();
+      expect(r.restarts).toBe(sizes.crashRounds);
+      expect(r.acked).toBeGreaterThan(opts.ackedAbove);
+    });
+    test("every bundle that got a 200 is stored and verifies: lost 0", () => {
+      const r = result();
+      expect(r.lost).toEqual([]);
+      expect(r.notVerifying).toEqual([]);
+    });
+    test("every stored bundle is indexed exactly once, and the index equals a rebuild after every crash", () => {
+      const r = result();
+      expect(r.badlyIndexed).toEqual([]);
+      expect(r.rebuildMismatches).toEqual([]);
+    });
+    test("no file is corrupt after a restart (a torn last JSONL line is at most reported)", () => {
+      expect(result().corrupt).toEqual([]);
+    });
+    test("every stored bundle has exactly one ingest.accept audit row", () => {
+      const r = result();
+      expect(r.auditMissing).toEqual([]);
+      expect(r.auditDuplicated).toEqual([]);
+    });
+    test("every answer was a 200 or a connection cut by the kill", () => {
+      expect(result().unexpected).toEqual([]);
+    });
+  });
 }

@@ -5,6 +5,7 @@
  * full", the space left is stepped through 0..N pages, so writes fail at every point of their
  * sequence (bundle file, index row, pointer, audit row, log).
  */
+import { describe, expect, test } from "bun:test";
 import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { errorCode, links } from "../../e2e/harness.ts";
@@ -12,7 +13,8 @@ import { startNode, type RunningNode } from "../../e2e/node.ts";
 import { bundleText, makeBundle, signingKey } from "../lib/bundles.ts";
 import { checkDataDir, checkStored, compareWithRebuild } from "../lib/datadir.ts";
 import { errorContractProblem } from "../lib/http.ts";
-import { figures } from "../lib/scale.ts";
+import { figures, type Sizes } from "../lib/scale.ts";
+import { runScenarioOnce } from "../lib/suite.ts";
 import { HIGH_RATE, makeVillage, push } from "../lib/village.ts";
 
 const PAGE = 4096;
@@ -288,4 +290,54 @@ export async function runDiskFull(o: { dir: string; steps: number; attemptsWhenF
   console.log(`[faults] disk-full answers with 0..${o.steps - 1} pages free: ${JSON.stringify(result.steppedAnswers)}`);
   console.log(`[faults] disk-full CLI: ${JSON.stringify(result.cliOutcomes)}`);
   return result;
+}
+
+/**
+ * The disk-full tests, sized by the caller: `npm test` (SIZES.fast) and `npm run test:faults`
+ * (faultsSizes()). Needs root (mount -t tmpfs); each test passes with the reason printed otherwise.
+ */
+export function diskFullSuite(sizes: Sizes, opts: { timeoutMs: number }): void {
+  const result = runScenarioOnce("links-faults-disk-", opts.timeoutMs, (dir) =>
+    runDiskFull({ dir, steps: sizes.diskFullSteps, attemptsWhenFull: sizes.diskFullAttempts }),
+  );
+
+  describe("when the data directory's disk is full", () => {
+    test("writes answer 507 storage_full (or 503) as JSON {detail, code}, never anything else", () => {
+      const r = result();
+      if (r.skipped) return console.log(`skipped: ${r.skipped}`);
+      expect(r.badAnswers).toEqual([]);
+      expect(Object.keys(r.fullAnswers).some((k) => k.includes(" 507 storage_full"))).toBe(true);
+    });
+    test("reads keep working", () => {
+      const r = result();
+      if (r.skipped) return;
+      expect(r.failedReads).toEqual([]);
+    });
+    test("CLI writes fail with exit 1 and storage_full", () => {
+      const r = result();
+      if (r.skipped) return;
+      expect(r.badCli).toEqual([]);
+    });
+    test("nothing half-written remains: every JSON file parses, every JSONL line but a torn last one", () => {
+      const r = result();
+      if (r.skipped) return;
+      expect(r.corrupt).toEqual([]);
+      expect(r.tempFiles).toEqual([]);
+    });
+    test("when space returns the next push is 200, retries succeed, and nothing accepted is lost", () => {
+      const r = result();
+      if (r.skipped) return;
+      expect(r.recoveredPush).toBe(1);
+      expect(r.retriedBad).toEqual([]);
+      expect(r.lost).toEqual([]);
+      expect(r.badlyIndexed).toEqual([]);
+      expect(r.rebuildMismatch).toBeNull();
+      expect(r.aliveAtEnd).toBe(true);
+    });
+    test("and after a restart every accepted bundle is still stored, verifies and is indexed once", () => {
+      const r = result();
+      if (r.skipped) return;
+      expect(r.lostAfterRestart).toEqual([]);
+    });
+  });
 }

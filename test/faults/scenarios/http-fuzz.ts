@@ -5,6 +5,7 @@
  * every file of the data directory parses, and a canary next to the data directory was never
  * served nor touched.
  */
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,7 +15,8 @@ import { signingKey } from "../lib/bundles.ts";
 import { checkDataDir, snapshot } from "../lib/datadir.ts";
 import { requestArb, rawOnlyArb, type FuzzContext, type FuzzRequest } from "../lib/fuzz-requests.ts";
 import { errorContractProblem, rawRequest, runPool, StatusHistogram } from "../lib/http.ts";
-import { figures } from "../lib/scale.ts";
+import { faultsSeed, figures, type Sizes } from "../lib/scale.ts";
+import { runScenarioOnce } from "../lib/suite.ts";
 import { HIGH_RATE, makeVillage } from "../lib/village.ts";
 
 export interface FuzzResult {
@@ -241,4 +243,37 @@ async function restorePolicy(node: RunningNode, ctx: FuzzContext, data: string, 
     writeFileSync(file, JSON.stringify(ctx.basePolicy));
     await linksOk(["policy", "apply-local", ctx.vid, file, "--data", data]);
   }
+}
+
+/**
+ * The HTTP fuzzing tests, sized by the caller: `npm test` (SIZES.fast) and `npm run test:faults`
+ * (faultsSizes()). `acceptedAbove`: how many accepted bundles show the fuzz reached deep.
+ */
+export function httpFuzzSuite(sizes: Sizes, opts: { timeoutMs: number; acceptedAbove: number }): void {
+  const result = runScenarioOnce("links-faults-fuzz-", opts.timeoutMs, (dir) =>
+    runHttpFuzz({ dir, requests: sizes.fuzzRequests, concurrency: sizes.fuzzConcurrency, seed: faultsSeed() }),
+  );
+
+  describe(`when a running node gets ${sizes.fuzzRequests} fuzzed requests`, () => {
+    test("it really was fuzzed, deep: bundles were accepted and quarantined", () => {
+      const r = result();
+      expect(r.sent).toBeGreaterThan(sizes.fuzzRequests * 0.9);
+      expect(r.accepted).toBeGreaterThan(opts.acceptedAbove);
+      expect(r.quarantined).toBeGreaterThan(0);
+    });
+    test("no answer is a 5xx, none hangs, every error is JSON {detail, code} without host paths", () => {
+      expect(result().failures).toEqual([]);
+    });
+    test("the node is alive at the end and logged no unexpected failure", () => {
+      const r = result();
+      expect(r.aliveAtEnd).toBe(true);
+      expect(r.serverErrorLines).toEqual([]);
+    });
+    test("every file it wrote parses, and nothing outside its data directory was served or touched", () => {
+      const r = result();
+      expect(r.corruptFiles).toEqual([]);
+      expect(r.canaryServed).toBe(0);
+      expect(r.outsideChanged).toEqual([]);
+    });
+  });
 }

@@ -5,6 +5,7 @@
  * escaped: neither is ever served, read into a decision, or changed; nothing outside the data
  * directory changes, and every file inside it has a name the layout allows.
  */
+import { describe, expect, test } from "bun:test";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { links, listFiles } from "../../e2e/harness.ts";
@@ -12,7 +13,8 @@ import { startNode } from "../../e2e/node.ts";
 import { bundleText, makeBundle, signingKey } from "../lib/bundles.ts";
 import { snapshot } from "../lib/datadir.ts";
 import { errorContractProblem, rawRequest, StatusHistogram } from "../lib/http.ts";
-import { figures } from "../lib/scale.ts";
+import { figures, type Sizes } from "../lib/scale.ts";
+import { runScenarioOnce } from "../lib/suite.ts";
 import { HIGH_RATE, makeVillage } from "../lib/village.ts";
 
 /** Ids aimed at the canary and at the village of the neighbouring data directory. */
@@ -215,4 +217,27 @@ export async function runPaths(o: { dir: string; cliSample: number }): Promise<P
   console.log(`[faults] paths statuses: ${statuses}`);
   for (const p of problems.slice(0, 10)) console.log(`[faults] paths PROBLEM: ${p}`);
   return { httpRequests, cliRuns, problems, outsideChanged, offLayout };
+}
+
+/**
+ * The traversal tests, sized by the caller: `npm test` (SIZES.fast: every trick over HTTP, a
+ * sample on the command line) and `npm run test:faults` (faultsSizes(): every trick everywhere).
+ */
+export function pathsSuite(sizes: Sizes, opts: { timeoutMs: number }): void {
+  const result = runScenarioOnce("links-faults-paths-", opts.timeoutMs, (dir) =>
+    runPaths({ dir, cliSample: sizes.fullPathCorpus ? TRICKS.length : 4 }),
+  );
+
+  describe("when every id position gets traversal tricks", () => {
+    test("no answer or command serves the canary or the neighbouring village, accepts its token, or fails badly", () => {
+      const r = result();
+      expect(r.httpRequests).toBeGreaterThan(500);
+      expect(r.problems).toEqual([]);
+    });
+    test("nothing outside the data directory changed, and every file inside it has a name the layout allows", () => {
+      const r = result();
+      expect(r.outsideChanged).toEqual([]);
+      expect(r.offLayout).toEqual([]);
+    });
+  });
 }

@@ -6,6 +6,7 @@
  * exactly as it was (village.json, policy_history.jsonl, no policy.apply audit row). An honest
  * relay is the control: the same pull then applies the chain.
  */
+import { describe, expect, test } from "bun:test";
 import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
@@ -15,6 +16,7 @@ import { sha256Hex } from "../../../src/core/canonical.ts";
 import { LINKS_BIN, links, linksOk, type RunResult } from "../../e2e/harness.ts";
 import { startNode, type RunningNode } from "../../e2e/node.ts";
 import { figures } from "../lib/scale.ts";
+import { runScenarioOnce } from "../lib/suite.ts";
 import { HIGH_RATE } from "../lib/village.ts";
 
 const VID = "pv";
@@ -329,4 +331,23 @@ function parse(r: RunResult): Record<string, unknown> | null {
 /** An update that expired a year ago (v2 artifacts carry expires_at, inside what is signed). */
 function normalizeExpiry(u: PolicyUpdate): PolicyUpdate {
   return { ...u, expires_at: "2020-01-01T00:00:00Z" } as PolicyUpdate;
+}
+
+/**
+ * The policy feed tests: the same attacks in `npm test` and `npm run test:faults`, which gives a
+ * pull that never ends a longer `pullTimeoutMs`.
+ */
+export function policyFeedSuite(opts: { timeoutMs: number; pullTimeoutMs: number }): void {
+  const result = runScenarioOnce("links-faults-feed-", opts.timeoutMs, (dir) => runPolicyFeedAttacks({ dir, pullTimeoutMs: opts.pullTimeoutMs }));
+
+  describe("when a relay tampers with the policy feed", () => {
+    test("an honest relay is the control: the pull applies the whole chain", () => {
+      expect(result().honest).toEqual({ exit: 0, status: "applied", updates: 3, headMatches: true });
+    });
+    test("every attack is refused with its code, exit 1, and the puller's village is unchanged", () => {
+      const r = result();
+      expect(r.outcomes.length).toBeGreaterThan(15);
+      expect(r.outcomes.filter((o) => !o.ok).map((o) => `${o.name}: ${o.why}`)).toEqual([]);
+    });
+  });
 }

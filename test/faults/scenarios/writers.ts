@@ -5,13 +5,15 @@
  * issuer lists and policy match what the audit log says happened, in its order), each
  * quarantined bundle ended exactly one way, nothing is indexed twice, no line is torn.
  */
+import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { errorCode, lastLine, links, linksOk, type RunResult } from "../../e2e/harness.ts";
 import { startNode } from "../../e2e/node.ts";
 import { bundleText, makeBundle, signingKey } from "../lib/bundles.ts";
 import { auditRows, checkDataDir, checkStored, compareWithRebuild, indexCounts } from "../lib/datadir.ts";
-import { figures } from "../lib/scale.ts";
+import { figures, type Sizes } from "../lib/scale.ts";
+import { runScenarioOnce } from "../lib/suite.ts";
 import { HIGH_RATE, makeVillage, push } from "../lib/village.ts";
 
 export interface WritersResult {
@@ -207,4 +209,28 @@ function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
   if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
   return v;
+}
+
+/**
+ * The concurrent writers tests, sized by the caller: `npm test` (SIZES.fast) and
+ * `npm run test:faults` (faultsSizes()). Each of the 7 kinds of `links` process runs
+ * `writerProcesses` times.
+ */
+export function writersSuite(sizes: Sizes, opts: { timeoutMs: number }): void {
+  const result = runScenarioOnce("links-faults-writers-", opts.timeoutMs, (dir) =>
+    runWriters({ dir, processes: sizes.writerProcesses, pushes: sizes.writerPushes }),
+  );
+
+  describe(`when the node and ${sizes.writerProcesses * 7} links processes write one village at the same time`, () => {
+    test("no update is lost and every quarantined bundle ends exactly one way", () => {
+      const r = result();
+      expect(r.processes).toBeGreaterThan(0);
+      expect(r.problems).toEqual([]);
+    });
+    test("no line is torn and every file parses", () => {
+      const r = result();
+      expect(r.corrupt).toEqual([]);
+      expect(r.torn).toEqual([]);
+    });
+  });
 }
