@@ -11,11 +11,11 @@ import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { storageError } from "../core/errors.ts";
 import { appendAudit, auditRow, type AuditEntry, type AuditRow } from "./audit.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
-import { lockedAppend, readJsonl, readJsonlFrom, replaceJsonl } from "./jsonl.ts";
+import { dropJsonlPrefix, lockedAppend, readJsonl, readJsonlFrom, replaceJsonl } from "./jsonl.ts";
 import { parseIndexRow } from "./claims-index.ts";
 import type { DataPaths } from "./paths.ts";
 import { indexRowLines, storeBundles, type IngestResult, type StoreItem } from "./store.ts";
-import { syncFilesystem } from "./syncfs.ts";
+import { syncFilesystem, syncFilesystemAsync } from "./syncfs.ts";
 
 export const GROUP_COMMIT_DEFAULTS = {
   maxBatch: 512,
@@ -48,11 +48,12 @@ export class GroupCommit {
   private logBytes = 0;
   private checkpointDue = false;
   private needsRepair = false;
+  private checkpointing: Promise<void> | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     private readonly paths: DataPaths,
-    private readonly opts = GROUP_COMMIT_DEFAULTS,
+    private readonly opts: typeof GROUP_COMMIT_DEFAULTS & { syncFs?: (path: string) => Promise<void> } = GROUP_COMMIT_DEFAULTS,
   ) {
     this.logBytes = sizeOf(paths.ingestLogFile());
     this.timer = setInterval(() => {
@@ -113,31 +114,53 @@ export class GroupCommit {
   }
 
   private checkpointIfDue(): void {
+    if (this.checkpointing) return;
     if (this.logBytes === 0) {
       this.checkpointDue = false;
       return;
     }
-    if (this.checkpointDue || this.logBytes >= this.opts.checkpointBytes) {
-      try {
-        this.checkpointNow();
-        this.checkpointDue = false;
-      } catch (e) {
+    if (!this.checkpointDue && this.logBytes < this.opts.checkpointBytes) return;
+    this.checkpointDue = false;
+    this.checkpointing = this.checkpointAsync()
+      .catch((e) => {
+        this.checkpointDue = true;
         process.stderr.write(`links: warning: checkpoint failed, will retry: ${(e as Error).message}\n`);
-      }
+      })
+      .finally(() => {
+        this.checkpointing = null;
+      });
+  }
+
+  /**
+   * Called between batches (never while one is half written): what the log holds up to here is
+   * on disk once the filesystem is synced, so that prefix of the log can go. Batches committed
+   * meanwhile land after it and stay.
+   */
+  private async checkpointAsync(): Promise<void> {
+    if (this.needsRepair) {
+      this.needsRepair = false;
+      recover(this.paths);
+      this.logBytes = 0;
+      return;
     }
+    const mark = {
+      log: sizeOf(this.paths.ingestLogFile()),
+      index: sizeOf(this.paths.claimsIndexFile()),
+      audit: sizeOf(this.paths.auditFile()),
+    };
+    await (this.opts.syncFs ?? syncFilesystemAsync)(this.paths.root);
+    writeJsonFile(this.paths.ingestCheckpointFile(), { index_offset: mark.index, audit_offset: mark.audit });
+    dropJsonlPrefix(this.paths.ingestLogFile(), mark.log);
+    this.logBytes = Math.max(0, this.logBytes - mark.log);
   }
 
   /** Commits what is queued, checkpoints, stops the timer (clean shutdown). */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    while (this.running) await this.running;
-    if (this.logBytes > 0) this.checkpointNow();
-  }
-
-  private checkpointNow(): void {
+    while (this.running || this.checkpointing) await (this.running ?? this.checkpointing);
     if (this.needsRepair) recover(this.paths);
-    else checkpoint(this.paths);
+    else if (this.logBytes > 0) checkpoint(this.paths);
     this.needsRepair = false;
     this.logBytes = 0;
   }

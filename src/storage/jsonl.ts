@@ -122,6 +122,30 @@ export function replaceJsonl(path: string, lines: string[]): void {
   }
 }
 
+/**
+ * Drops a JSONL file's first `offset` bytes (whole lines: a checkpointed prefix), keeping what
+ * was appended after them; under the file's own lock, so no concurrent append is lost.
+ */
+export function dropJsonlPrefix(path: string, offset: number): void {
+  let fd: number | undefined;
+  try {
+    fd = openLocked(path);
+    const size = fstatSync(fd).size;
+    const rest = Buffer.alloc(Math.max(0, size - offset));
+    let got = 0;
+    while (got < rest.length) {
+      const n = readSync(fd, rest, got, rest.length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    atomicWrite(path, rest.subarray(0, got));
+  } catch (e) {
+    throw storageError(e, `rewriting ${path}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** Reads bytes [offset, EOF) under a shared lock; null when the file does not exist. */
 function readFrom(path: string, offset: number, maxBytes = Number.POSITIVE_INFINITY): Uint8Array | null {
   let fd: number;

@@ -16,3 +16,16 @@ export function syncFilesystem(path: string): void {
     closeSync(fd);
   }
 }
+
+/**
+ * The same without blocking the event loop: coreutils' `sync -f` makes the syncfs call in a
+ * child process (a checkpoint can take a good part of a second on a busy disk). Without it,
+ * the call is made here.
+ */
+export async function syncFilesystemAsync(path: string): Promise<void> {
+  const sync = Bun.which("sync");
+  if (!sync) return syncFilesystem(path);
+  const proc = Bun.spawn([sync, "-f", path], { stdout: "ignore", stderr: "pipe" });
+  const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  if (code !== 0) throw storageError(Object.assign(new Error(err.trim() || `sync -f exited ${code}`), { code: "EIO" }), `syncing the filesystem of ${path}`);
+}

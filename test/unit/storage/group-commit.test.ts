@@ -46,6 +46,36 @@ describe("the group commit", () => {
   });
 });
 
+describe("a checkpoint while bundles keep coming", () => {
+  test("drops only the part of the log it synced; what was committed meanwhile stays logged", async () => {
+    const paths = fresh();
+    // The filesystem sync is held until the second batch is committed.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let syncs = 0;
+    const syncFs = async () => {
+      syncs++;
+      if (syncs === 1) await held;
+    };
+    const commit = new GroupCommit(paths, { maxBatch: 512, checkpointBytes: 1, checkpointMs: 3_600_000, syncFs });
+    const first = Array.from({ length: 5 }, item);
+    await Promise.all(first.map((i) => commit.submit(i))); // its checkpoint starts right after
+    const second = Array.from({ length: 5 }, item);
+    await Promise.all(second.map((i) => commit.submit(i)));
+    release();
+    const state = commit as unknown as { checkpointing: Promise<void> | null };
+    while (state.checkpointing) await state.checkpointing;
+    expect(syncs).toBe(1);
+    const logged = lines(paths.ingestLogFile()).join("\n");
+    for (const i of first) expect(logged).not.toContain(i.bundle.bundle_id);
+    for (const i of second) expect(logged).toContain(i.bundle.bundle_id);
+    for (const i of [...first, ...second]) expect(existsSync(paths.bundleFile(i.bundle.bundle_id, "v"))).toBe(true);
+    await commit.close();
+    expect(lines(paths.ingestLogFile())).toHaveLength(0);
+    expect(lines(paths.claimsIndexFile())).toHaveLength(30);
+  });
+});
+
 describe("recovery after a crash between the log and the files", () => {
   const logLine = (i: ReturnType<typeof item>) =>
     toJsonText({ audit: { ...i.audit, ts: "2026-01-01T00:00:00Z", issuer_key_hash: null, reason: null, policy_hash: null }, bundle: i.bundle, village_id: "v", visibility: "village" } as unknown as JsonValue);
