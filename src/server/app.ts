@@ -64,8 +64,10 @@ export const DEFAULTS = {
 
 export interface LinksApp {
   app: Hono<AppEnv>;
-  /** releases what the app holds (rate-limit memory); the app answers nothing useful after */
-  /** finishes the commits in flight, checkpoints, closes the claims database */
+  /**
+   * Finishes the commits in flight, checkpoints, closes the claims database and releases the
+   * rate limiter's memory; the app answers nothing useful after.
+   */
   close(): Promise<void>;
 }
 
