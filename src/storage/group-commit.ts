@@ -11,7 +11,7 @@ import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { storageError } from "../core/errors.ts";
 import { appendAudit, auditRow, type AuditEntry, type AuditRow } from "./audit.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
-import { dropJsonlPrefix, lockedAppend, readJsonl, readJsonlFrom, replaceJsonl } from "./jsonl.ts";
+import { dropJsonlPrefix, lockedAppend, readJsonl, readJsonlFrom } from "./jsonl.ts";
 import { parseIndexRow } from "./claims-index.ts";
 import type { DataPaths } from "./paths.ts";
 import { indexRowLines, storeBundles, type IngestResult, type StoreItem } from "./store.ts";
@@ -143,14 +143,9 @@ export class GroupCommit {
       this.logBytes = 0;
       return;
     }
-    const mark = {
-      log: sizeOf(this.paths.ingestLogFile()),
-      index: sizeOf(this.paths.claimsIndexFile()),
-      audit: sizeOf(this.paths.auditFile()),
-    };
+    const mark = checkpointMark(this.paths);
     await (this.opts.syncFs ?? syncFilesystemAsync)(this.paths.root);
-    writeJsonFile(this.paths.ingestCheckpointFile(), { index_offset: mark.index, audit_offset: mark.audit });
-    dropJsonlPrefix(this.paths.ingestLogFile(), mark.log);
+    finishCheckpoint(this.paths, mark);
     this.logBytes = Math.max(0, this.logBytes - mark.log);
   }
 
@@ -159,10 +154,7 @@ export class GroupCommit {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     while (this.running || this.checkpointing) await (this.running ?? this.checkpointing);
-    if (this.needsRepair) recover(this.paths);
-    else if (this.logBytes > 0) checkpoint(this.paths);
-    this.needsRepair = false;
-    this.logBytes = 0;
+    if (this.needsRepair || this.logBytes > 0) await this.checkpointAsync();
   }
 }
 
@@ -182,12 +174,20 @@ function fdatasyncFile(path: string): Promise<void> {
  * where the index and audit logs stood, so recovery only looks past that point.
  */
 export function checkpoint(paths: DataPaths): void {
+  const mark = checkpointMark(paths);
   syncFilesystem(paths.root);
-  writeJsonFile(paths.ingestCheckpointFile(), {
-    index_offset: sizeOf(paths.claimsIndexFile()),
-    audit_offset: sizeOf(paths.auditFile()),
-  });
-  replaceJsonl(paths.ingestLogFile(), []);
+  finishCheckpoint(paths, mark);
+}
+
+/** Where the log, index and audit files stand before the filesystem is synced. */
+function checkpointMark(paths: DataPaths): { log: number; index: number; audit: number } {
+  return { log: sizeOf(paths.ingestLogFile()), index: sizeOf(paths.claimsIndexFile()), audit: sizeOf(paths.auditFile()) };
+}
+
+/** After the sync: note the offsets for recovery and drop the part of the log now on disk. */
+function finishCheckpoint(paths: DataPaths, mark: { log: number; index: number; audit: number }): void {
+  writeJsonFile(paths.ingestCheckpointFile(), { index_offset: mark.index, audit_offset: mark.audit });
+  dropJsonlPrefix(paths.ingestLogFile(), mark.log);
 }
 
 /**

@@ -3,7 +3,7 @@
  * and who beside them, until an operator approves (re-checked against the current policy) or
  * rejects them (moved to store/rejected/).
  */
-import { readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { relative, resolve, sep } from "node:path";
 import { decide } from "../core/acceptance.ts";
 import { parseBundle } from "../core/bundle.ts";
@@ -144,7 +144,7 @@ export function rejectQuarantined(paths: DataPaths, villageId: string, bundleId:
 
 function readEntry(paths: DataPaths, villageId: string, bundleId: string): QuarantineEntry {
   const file = paths.quarantineFile(villageId, bundleId);
-  readRaw(file); // exists?
+  if (!existsSync(file)) throw new LinksError("bundle_not_found", `no quarantined bundle at ${file}`);
   const meta = readJsonFile(paths.quarantineMetaFile(villageId, bundleId)) as Partial<QuarantineMeta> | null;
   if (meta) return { ...metaOf({ ...blankMeta(villageId, bundleId), ...meta }), file };
   // Python Links kept no meta file: the reason is in the audit log, if anywhere.
