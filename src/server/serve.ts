@@ -109,7 +109,15 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       return;
     }
     announce("links: stopping (finishing requests in flight)");
-    void stop().then(() => process.exit(0));
+    stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        // The requests are answered; what failed is the last checkpoint. The log still holds
+        // the bundles, and the next start replays it.
+        announce(`links: error while stopping: ${(e as Error).message}; the next start recovers from the ingest log`);
+        process.exit(1);
+      },
+    );
   }
   if (opts.handleSignals ?? true) {
     process.on("SIGTERM", onSignal);

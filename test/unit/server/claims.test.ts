@@ -6,7 +6,9 @@ import { createVillage } from "../../../src/storage/villages.ts";
 import { makeNode, REMOTE, signedBundle, VID, type BundleOptions, type Node } from "./helpers.ts";
 
 let node: Node;
-afterEach(() => node?.cleanup());
+afterEach(async () => {
+  await node?.cleanup();
+});
 
 const text = (v: unknown): string => toJsonText(v as JsonValue);
 

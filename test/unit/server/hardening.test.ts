@@ -28,7 +28,9 @@ let node: Node;
 beforeAll(() => {
   node = makeNode({ policy: { rate_limit_per_min: 1_000_000 }, server: { publicRatePerMin: 1_000_000, authFailuresPerMin: 1_000_000 } });
 });
-afterAll(() => node.cleanup());
+afterAll(async () => {
+  await node.cleanup();
+});
 
 async function expectJsonAnswer(res: Response, what: string): Promise<Record<string, unknown>> {
   if (res.status >= 500) throw new Error(`${what}: status ${res.status}`);
@@ -153,7 +155,7 @@ describe("bad input never gets a 5xx", () => {
       }
       expect(n).toBe(targets.length * bodies.length * headerSets.length);
     } finally {
-      own.cleanup();
+      await own.cleanup();
     }
   });
 
@@ -213,7 +215,7 @@ describe("server-side failures", () => {
       expect(logged.message).toContain("secret internals");
       expect(logged.stack).toContain("Error");
     } finally {
-      own.cleanup();
+      await own.cleanup();
     }
   });
 
@@ -229,7 +231,7 @@ describe("server-side failures", () => {
       expect(JSON.parse(body)).toMatchObject({ code: "storage_error" });
       expect(body).not.toContain(other.dataDir);
     } finally {
-      other.cleanup();
+      await other.cleanup();
     }
   });
 });

@@ -73,13 +73,14 @@ export interface Node {
   dataDir: string;
   paths: DataPaths;
   app: ReturnType<typeof createApp>["app"];
-  close(): void;
+  close(): Promise<void>;
   tokens: { admin: string; member: string; observer: string; revoked: string };
   key: Keypair;
   logs: object[];
   /** sends a request from `ip` (default loopback) */
   send(method: string, path: string, init?: SendInit): Promise<Response>;
-  cleanup(): void;
+  /** finishes the app's commits and checkpoint, then removes the data directory */
+  cleanup(): Promise<void>;
 }
 
 export interface SendInit {
@@ -131,8 +132,8 @@ export function makeNode(opts: NodeOptions = {}): Node {
     key,
     logs,
     send,
-    cleanup: () => {
-      close();
+    cleanup: async () => {
+      await close();
       rmSync(parent, { recursive: true, force: true });
     },
   };

@@ -10,7 +10,9 @@ import { keypair, makeNode, signedBundle, VID, type BundleOptions, type Keypair,
 
 const INBOX = `/villages/${VID}/inbox`;
 let node: Node;
-afterEach(() => node?.cleanup());
+afterEach(async () => {
+  await node?.cleanup();
+});
 
 function body(value: unknown): string {
   return toJsonText(value as JsonValue);

@@ -20,7 +20,9 @@ import { decodeFeedCursor, encodeFeedCursor, etagMatches } from "../../../src/se
 import { json, keypair, makeNode, REMOTE, VID, type Keypair, type Node, type NodeOptions } from "./helpers.ts";
 
 let node: Node;
-afterEach(() => node?.cleanup());
+afterEach(async () => {
+  await node?.cleanup();
+});
 
 const signers = [keypair(), keypair()] as [Keypair, Keypair];
 const guarded: Partial<VillagePolicy> = {

@@ -15,7 +15,9 @@ import { readVillage } from "../../../src/storage/villages.ts";
 import { keypair, makeNode, signedBundle, VID, type Keypair, type Node } from "./helpers.ts";
 
 let node: Node;
-afterEach(() => node?.cleanup());
+afterEach(async () => {
+  await node?.cleanup();
+});
 
 const text = (v: unknown): string => toJsonText(v as JsonValue);
 

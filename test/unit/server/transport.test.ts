@@ -4,7 +4,9 @@ import { createApp } from "../../../src/server/app.ts";
 import { LOOPBACK, makeNode, PROXY, REMOTE, signedBundle, VID, type Node } from "./helpers.ts";
 
 let node: Node;
-afterEach(() => node?.cleanup());
+afterEach(async () => {
+  await node?.cleanup();
+});
 
 const LATEST = `/villages/${VID}/claims`;
 
