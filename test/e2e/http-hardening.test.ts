@@ -10,7 +10,6 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import {
-  LINKS_BIN,
   lastLine,
   links,
   linksOk,
@@ -387,35 +386,16 @@ describe("links serve --max-body 1KiB", () => {
 
 describe("links serve --bind 0.0.0.0", () => {
   test("prints a WARNING about TLS on stderr and still answers loopback requests, bearer ones included", async () => {
-    const proc = Bun.spawn([LINKS_BIN, "serve", "--bind", "0.0.0.0", "--port", "0", "--data", data], {
-      stdout: "ignore",
-      stderr: "pipe",
-      env: { ...process.env, NO_COLOR: "1" },
-    });
-    let stderr = "";
-    const reader = proc.stderr.getReader();
-    const decoder = new TextDecoder();
-    const deadline = Date.now() + 10_000;
-    let port = 0;
-    while (port === 0 && Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stderr += decoder.decode(value, { stream: true });
-      port = Number(/listening on http:\/\/0\.0\.0\.0:(\d+)/.exec(stderr)?.[1] ?? 0);
-    }
-    void (async () => {
-      for (;;) {
-        const { done } = await reader.read();
-        if (done) return;
-      }
-    })().catch(() => {});
+    const wide = await startNode(data, ["--bind", "0.0.0.0"]);
+    const stderr = wide.log();
+    const port = wide.port;
     try {
       expect(port).toBeGreaterThan(0);
       const warning = stderr.split("\n").find((l) => l.includes("WARNING")) ?? "";
       expect(warning).toContain("links: WARNING: listening on 0.0.0.0");
       expect(warning).toContain("TLS");
       expect(warning).toContain("403 tls_required");
-      expect(stderr.indexOf("WARNING")).toBeLessThan(stderr.indexOf("listening on http://"));
+      expect(stderr.indexOf("WARNING")).toBeLessThan(stderr.indexOf("listening on http://0.0.0.0:"));
       const health = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(health.status).toBe(200);
       const bearer = await fetch(`http://127.0.0.1:${port}/villages/v1/claims?limit=1`, { headers: { authorization: `Bearer ${admin}` } });
@@ -424,8 +404,7 @@ describe("links serve --bind 0.0.0.0", () => {
       // the loopback guard cover that refusal
       console.log(`--bind 0.0.0.0: WARNING printed (${warning.length} chars, mentions TLS and 403 tls_required); loopback /healthz ${health.status}, bearer GET ${bearer.status}`);
     } finally {
-      proc.kill("SIGTERM");
-      expect(await proc.exited).toBe(0);
+      expect(await wide.stop()).toBe(0);
     }
   });
 

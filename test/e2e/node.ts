@@ -14,6 +14,7 @@ export interface RunningNode {
   kill(): Promise<void>;
 }
 
+/** extraArgs go after the defaults, so e.g. `--bind 0.0.0.0` there wins; the url stays loopback. */
 export async function startNode(dataDir: string, extraArgs: string[] = []): Promise<RunningNode> {
   const proc = Bun.spawn([LINKS_BIN, "serve", "--bind", "127.0.0.1", "--port", "0", "--data", dataDir, ...extraArgs], {
     stdout: "ignore",
@@ -30,7 +31,7 @@ export async function startNode(dataDir: string, extraArgs: string[] = []): Prom
         const { value, done } = await reader.read();
         if (done) break;
         stderr += decoder.decode(value, { stream: true });
-        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+        const m = /listening on http:\/\/\S+:(\d+) /.exec(stderr);
         if (m) {
           clearTimeout(timer);
           resolve(Number(m[1]));
