@@ -301,6 +301,9 @@ export function canonicalBytes(value: JsonValue): Uint8Array {
   return utf8Encoder.encode(canonicalize(value));
 }
 
+/** What sha256Hex returns: 64 lowercase hex characters (key hashes, policy hashes). */
+export const SHA256_HEX_RE = /^[0-9a-f]{64}$/;
+
 export function sha256Hex(data: string | Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(data).digest("hex");
 }

@@ -3,7 +3,7 @@
  * carry fields this table does not name); `readPolicy` gives the typed view decisions use.
  */
 import { z } from "zod";
-import { canonicalizeAscii, JsonFloat, sha256Hex, type JsonValue } from "./canonical.ts";
+import { canonicalizeAscii, JsonFloat, SHA256_HEX_RE, sha256Hex, type JsonValue } from "./canonical.ts";
 import { parseWith } from "./schema.ts";
 
 /** Stored policies may hold 30.0 where 30 is meant: read integral floats as ints. */
@@ -34,8 +34,7 @@ export const DEFAULT_CAPABILITIES = {
   admin: { can_pull: true, can_push: true, can_manage: true },
 };
 
-const KEY_HASH_RE = /^[0-9a-f]{64}$/;
-const zKeyHashes = z.array(z.string().regex(KEY_HASH_RE, "expected a 64-hex key hash"));
+const zKeyHashes = z.array(z.string().regex(SHA256_HEX_RE, "expected a 64-hex key hash"));
 
 export const VillagePolicySchema = z.object({
   visibility: z.enum(["private", "village", "public"]).default("village"),
@@ -81,5 +80,5 @@ export function auditPolicyHash(policy: JsonValue): string {
 }
 
 export function isKeyHash(value: string): boolean {
-  return KEY_HASH_RE.test(value);
+  return SHA256_HEX_RE.test(value);
 }

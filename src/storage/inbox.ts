@@ -3,7 +3,7 @@
  * HTTP inbox and `links claims ingest`: parse, verify, judge by policy, store or quarantine, audit.
  */
 import { decide } from "../core/acceptance.ts";
-import { parseBundle, requireVerified, type Bundle } from "../core/bundle.ts";
+import { BUNDLE_ID_RE, parseBundle, requireVerified, type Bundle } from "../core/bundle.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError, type ErrorCode } from "../core/errors.ts";
 import { auditPolicyHash } from "../core/village-policy.ts";
@@ -90,5 +90,5 @@ export function submitPublic(paths: DataPaths, raw: Uint8Array, actor: string): 
 
 /** A rejected bundle's claimed id goes into the audit row only if it is a well-formed id. */
 function safeId(bundle: Bundle): string | null {
-  return /^[0-9a-f]{32}$/.test(bundle.bundle_id) ? bundle.bundle_id : null;
+  return BUNDLE_ID_RE.test(bundle.bundle_id) ? bundle.bundle_id : null;
 }

@@ -4,9 +4,10 @@
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import type { ErrorCode } from "../core/errors.ts";
 import { LinksError } from "../core/errors.ts";
+import { BUNDLE_ID_RE } from "../core/bundle.ts";
 
 export const VILLAGE_ID_RE = /^[a-zA-Z0-9_-]{1,64}$/;
-export const BUNDLE_ID_RE = /^[0-9a-f]{32}$/;
+export { BUNDLE_ID_RE };
 export const MEMBER_ID_RE = /^[a-zA-Z0-9_.@-]{1,128}$/;
 
 function show(value: unknown): string {

@@ -25,6 +25,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { normalizeDatetime } from "../../core/datetime.ts";
+import { SHA256_HEX_RE } from "../../core/canonical.ts";
 import { LinksError } from "../../core/errors.ts";
 import { newPolicyUpdate, policyHash, policyUpdateToJson } from "../../core/policy-update.ts";
 import { chainSince, policyChain, type ChainEntry } from "../../storage/policy.ts";
@@ -36,7 +37,6 @@ import type { RouteDeps } from "./deps.ts";
 
 export const FEED_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
 
-const HASH_RE = /^[0-9a-f]{64}$/;
 const feedCursor = cursorCodec("c1");
 /** The cursor for the chain entry at `index`. */
 export const encodeFeedCursor = feedCursor.encode;
@@ -79,7 +79,7 @@ function stableCreatedAt(village: Village): string | undefined {
 }
 
 function parseSince(text: string | undefined): string | undefined {
-  if (text !== undefined && !HASH_RE.test(text)) {
+  if (text !== undefined && !SHA256_HEX_RE.test(text)) {
     throw new LinksError("invalid_argument", `since must be a policy_hash (64 lowercase hex characters), got ${JSON.stringify(text.slice(0, 80))}`);
   }
   return text;
