@@ -4,7 +4,7 @@
  * `{detail, code}` when it sent one.
  */
 import { ofetch, type FetchOptions } from "ofetch";
-import { parseJson, type JsonValue } from "../core/canonical.ts";
+import { parseStored, type JsonValue } from "../core/canonical.ts";
 import { ERROR_STATUS, LinksError, type ErrorCode } from "../core/errors.ts";
 
 export const CLIENT_DEFAULTS = {
@@ -103,7 +103,7 @@ function retryDelayMs(response: Response, attempt: number, waited: number, budge
 
 function tryParse(bytes: Uint8Array): JsonValue | null {
   try {
-    return parseJson(bytes);
+    return parseStored(bytes);
   } catch {
     return null;
   }

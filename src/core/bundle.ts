@@ -3,7 +3,7 @@
  */
 import { z } from "zod";
 import { decodeBase64, encodeBase64 } from "./base64.ts";
-import { canonicalize, parseJson, sha256Hex } from "./canonical.ts";
+import { assertMaxDepth, canonicalize, parseJson, sha256Hex } from "./canonical.ts";
 import { publicKeyFromSeed, sign, verify } from "./ed25519.ts";
 import { LinksError, type ErrorCode } from "./errors.ts";
 import { parseWith, zDatetime, zInt, zJson } from "./schema.ts";
@@ -39,6 +39,9 @@ export const BUNDLE_ID_RE = /^[0-9a-f]{32}$/;
 
 /** Reads any JSON value through the bundle schema: unknown fields dropped, defaults filled. */
 export function normalizeBundle(raw: unknown): Bundle {
+  // A bundle read from a page or a log line (parsed with a looser bound) must still fit what
+  // the inbox would accept, so that storing it never makes a file too deep to read back.
+  assertMaxDepth(raw, "bundle");
   return parseWith(BundleSchema, raw, "bundle");
 }
 

@@ -15,8 +15,18 @@ export class JsonFloat {
 
 export type JsonValue = null | boolean | string | number | bigint | JsonFloat | JsonValue[] | { [key: string]: JsonValue };
 
+/**
+ * How deep a document received from outside may nest. Whatever the node accepts it may wrap a
+ * few levels deeper when it stores or serves it (a write-ahead-log line around a bundle, a
+ * history row around an artifact around a policy, a feed page around artifacts), so every
+ * reader of the node's own files and of another node's answers allows STORED_MAX_DEPTH: what was
+ * accepted can always be read back.
+ */
+export const INPUT_MAX_DEPTH = 64;
+export const STORED_MAX_DEPTH = INPUT_MAX_DEPTH + 16;
+
 export interface ParseOptions {
-  /** Deepest allowed nesting of arrays/objects (default 64). */
+  /** Deepest allowed nesting of arrays/objects (default INPUT_MAX_DEPTH). */
   maxDepth?: number;
   /** Largest allowed input, in UTF-8 bytes. */
   maxBytes?: number;
@@ -30,7 +40,7 @@ const utf8Encoder = new TextEncoder();
 
 export function parseJson(input: string | Uint8Array, opts: ParseOptions = {}): JsonValue {
   const src = decodeInput(input, opts.maxBytes);
-  const parser = new Parser(src, opts.maxDepth ?? 64);
+  const parser = new Parser(src, opts.maxDepth ?? INPUT_MAX_DEPTH);
   try {
     return parser.document();
   } catch (e) {
@@ -38,6 +48,21 @@ export function parseJson(input: string | Uint8Array, opts: ParseOptions = {}): 
     // Only reachable with a caller-chosen huge maxDepth: the engine's stack gave out first.
     throw new LinksError("invalid_json", `invalid JSON: nested too deeply near offset ${parser.pos}`);
   }
+}
+
+/** Throws invalid_json when a value already parsed nests deeper than `max` (INPUT_MAX_DEPTH). */
+export function assertMaxDepth(value: unknown, what: string, max = INPUT_MAX_DEPTH): void {
+  const depthOf = (v: unknown, d: number): void => {
+    if (typeof v !== "object" || v === null || v instanceof JsonFloat) return;
+    if (d >= max) throw new LinksError("invalid_json", `invalid ${what}: nesting deeper than ${max}`);
+    for (const child of Array.isArray(v) ? v : Object.values(v)) depthOf(child, d + 1);
+  };
+  depthOf(value, 0);
+}
+
+/** Parses a record the node wrote itself (or another node served): see STORED_MAX_DEPTH. */
+export function parseStored(input: string | Uint8Array): JsonValue {
+  return parseJson(input, { maxDepth: STORED_MAX_DEPTH });
 }
 
 function decodeInput(input: string | Uint8Array, maxBytes = Infinity): string {

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { decodeBase64, encodeBase64 } from "./base64.ts";
-import { canonicalize, parseJson, sha256Hex, type JsonValue } from "./canonical.ts";
+import { assertMaxDepth, canonicalize, parseJson, sha256Hex, type JsonValue } from "./canonical.ts";
 import { nowIso } from "./datetime.ts";
 import { publicKeyFromSeed, sign, verify } from "./ed25519.ts";
 import { LinksError, type ErrorCode } from "./errors.ts";
@@ -84,6 +84,7 @@ export function normalizePolicyUpdate(raw: unknown): PolicyUpdate {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new LinksError("invalid_schema", "invalid policy update: expected a JSON object");
   }
+  assertMaxDepth(raw, "policy update");
   const fields = raw as Record<string, unknown>;
   if (!V2_MARKERS.some((k) => k in fields)) {
     return { generation: "v1", ...parseWith(PolicyUpdateV1Schema, fields, "policy update") };

@@ -1,7 +1,7 @@
 /**
  * The append-only audit log: one writer for every decision, one reader with filters.
  */
-import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
+import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { lockedAppend, readJsonl } from "./jsonl.ts";
 import type { DataPaths } from "./paths.ts";
@@ -56,7 +56,7 @@ export interface AuditFilter {
 /** The newest rows matching the filter, oldest first. */
 export function tailAudit(paths: DataPaths, filter: AuditFilter = {}): AuditRow[] {
   const rows = readJsonl(paths.auditFile(), (line) => {
-    const v = parseJson(line);
+    const v = parseStored(line);
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not a JSON object");
     return v as unknown as AuditRow;
   });

@@ -2,7 +2,7 @@
  * The claims index (store/index/claims.jsonl): queried by scanning here, rebuilt from the stored
  * bundles by `reindex`. The bundles are the truth; the index can always be derived again.
  */
-import { parseJson } from "../core/canonical.ts";
+import { parseStored } from "../core/canonical.ts";
 import { normalizeBundle } from "../core/bundle.ts";
 import { readJsonl, replaceJsonl } from "./jsonl.ts";
 import { readJsonFile } from "./json-file.ts";
@@ -19,7 +19,7 @@ export interface ClaimFilter {
 }
 
 export function parseIndexRow(line: string): IndexRow {
-  const v = parseJson(line) as unknown as IndexRow;
+  const v = parseStored(line) as unknown as IndexRow;
   if (typeof v !== "object" || v === null || typeof v.bundle_id !== "string" || typeof v.subject !== "string") {
     throw new Error("not an index row");
   }

@@ -7,7 +7,7 @@
  */
 import { closeSync, constants, existsSync, fdatasync, openSync, statSync } from "node:fs";
 import { normalizeBundle, requireVerified } from "../core/bundle.ts";
-import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
+import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { storageError } from "../core/errors.ts";
 import { appendAudit, auditRow, type AuditEntry, type AuditRow } from "./audit.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
@@ -198,12 +198,12 @@ function finishCheckpoint(paths: DataPaths, mark: { log: number; index: number; 
 export function recover(paths: DataPaths): { logged: number; repaired: number } {
   const logFile = paths.ingestLogFile();
   if (!existsSync(logFile)) return { logged: 0, repaired: 0 };
-  const entries = readJsonl(logFile, (line) => parseJson(line) as unknown as LogEntry);
+  const entries = readJsonl(logFile, (line) => parseStored(line) as unknown as LogEntry);
   if (entries.length === 0) return { logged: 0, repaired: 0 };
   const mark = (readJsonFile(paths.ingestCheckpointFile()) ?? {}) as { index_offset?: number; audit_offset?: number };
   const indexed = idsAfter(paths.claimsIndexFile(), mark.index_offset ?? 0, (line) => parseIndexRow(line).bundle_id);
   const audited = idsAfter(paths.auditFile(), mark.audit_offset ?? 0, (line) => {
-    const row = parseJson(line) as { action?: string; bundle_id?: string };
+    const row = parseStored(line) as { action?: string; bundle_id?: string };
     return row.action === "ingest.accept" || row.action === "quarantine.approve" ? (row.bundle_id ?? "") : "";
   });
   let repaired = 0;

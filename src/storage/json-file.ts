@@ -1,6 +1,6 @@
 /** Whole JSON files: read losslessly, written through the one atomic write. */
 import { readFileSync } from "node:fs";
-import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
+import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { LinksError, storageError } from "../core/errors.ts";
 import { atomicWrite, writeNewFileAtomic } from "./atomic.ts";
 
@@ -14,7 +14,7 @@ export function readJsonFile(path: string): JsonValue | null {
     throw storageError(e, `reading ${path}`);
   }
   try {
-    return parseJson(bytes);
+    return parseStored(bytes);
   } catch (e) {
     throw new LinksError("storage_error", `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }

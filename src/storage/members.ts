@@ -7,7 +7,7 @@ import { statSync } from "node:fs";
 import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { encodeBase64Url } from "../core/base64.ts";
-import { parseJson, sha256Hex, toJsonText, type JsonValue } from "../core/canonical.ts";
+import { parseStored, sha256Hex, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
 import { parseWith } from "../core/schema.ts";
@@ -85,7 +85,7 @@ class Ledger {
 }
 
 function parseRow<T extends z.ZodType>(schema: T, what: string) {
-  return (line: string): z.output<T> => parseWith(schema, parseJson(line), what);
+  return (line: string): z.output<T> => parseWith(schema, parseStored(line), what);
 }
 
 function loadLedger(paths: DataPaths, vid: string): Ledger {

@@ -3,7 +3,7 @@
  * policy (the village's chain: each names the head it replaced and keeps the artifact), every
  * change audited. Local CLI, HTTP and pull all end here.
  */
-import { parseJson, toJsonText, type JsonValue } from "../core/canonical.ts";
+import { assertMaxDepth, INPUT_MAX_DEPTH, parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
 import { checkRun } from "../core/policy-chain.ts";
@@ -123,6 +123,8 @@ function record(
   const audits: AuditEntry[] = [];
   for (const change of changes) {
     readPolicy(change.policy);
+    // A plain policy is published inside an artifact: it must fit in one another node accepts.
+    if (change.artifact === null) assertMaxDepth(change.policy, "policy", INPUT_MAX_DEPTH - 1);
     const hash = policyHash(change.policy);
     const ts = nowIso();
     const artifact =
@@ -162,7 +164,7 @@ export function recordGenesis(paths: DataPaths, village: Village, actor: string)
 
 export function readPolicyHistory(paths: DataPaths, vid: string): PolicyHistoryRow[] {
   return readJsonl(paths.policyHistoryFile(vid), (line) => {
-    const v = parseJson(line) as unknown as PolicyHistoryRow;
+    const v = parseStored(line) as unknown as PolicyHistoryRow;
     if (typeof v !== "object" || v === null || typeof v.policy !== "object") throw new Error("not a policy history row");
     return v;
   });
