@@ -3,7 +3,7 @@ import { groupMeta } from "./groups.ts";
 import { tailAudit } from "../storage/audit.ts";
 import { assertVillageId } from "../storage/paths.ts";
 import { dataArgs, jsonArgs, parsePositiveInt, printJson } from "./common.ts";
-import { openData } from "./context.ts";
+import { existingVillage, openData } from "./context.ts";
 
 const tail = defineCommand({
   meta: { name: "tail", description: "Show the newest audit rows" },
@@ -15,8 +15,10 @@ const tail = defineCommand({
     ...jsonArgs,
   },
   run({ args }) {
-    const rows = tailAudit(openData(args), {
-      villageId: args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]),
+    const vid = args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]);
+    const paths = openData(args);
+    const rows = tailAudit(paths, {
+      villageId: vid === undefined ? undefined : existingVillage(paths, vid),
       action: args.action,
       limit: parsePositiveInt(args.limit, "limit", 50),
     });
