@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { groupMeta } from "./groups.ts";
 import { z } from "zod";
 import { basename, join } from "node:path";
-import { computeBundleId, normalizeBundle, parseBundle, signBundle, verifyBundle, type Bundle, type Claim } from "../core/bundle.ts";
+import { computeBundleId, parseBundle, signBundle, verifyBundle, type Bundle, type Claim } from "../core/bundle.ts";
 import { BundlePacker } from "../core/bundle-packing.ts";
 import { JsonFloat, parseJson, toJsonText } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
@@ -115,7 +115,8 @@ const build = defineCommand({
     const packer = new BundlePacker(header, maxBytes);
     const output = new BuildOutput(args.out);
     const emit = (claims: Claim[], bytes: number) => {
-      const draft = normalizeBundle({ bundle_id: "", ...header, claims, signature_alg: "Ed25519", public_key: null, signature: null });
+      // the claims were built here from checked edges: no schema pass over them again
+      const draft: Bundle = { bundle_id: "", ...header, claims, signature_alg: "Ed25519", public_key: null, signature: null };
       output.add({ ...draft, bundle_id: computeBundleId(draft) }, bytes);
     };
     const progress = startProgress(args, "build", inputSize(args.edges, "edges file"), "bytes");

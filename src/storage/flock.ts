@@ -37,8 +37,8 @@ export type LinuxLibc = "glibc" | "musl";
  * musl's loader is its libc; glibc maps libc.so.6. Null when neither shows.
  */
 export function libcFromMaps(maps: string): LinuxLibc | null {
-  if (/\/ld-musl-[^/\s]*\.so|\/libc\.musl-[^/\s]*\.so/.test(maps)) return "musl";
-  if (/\/libc\.so\.6\b/.test(maps)) return "glibc";
+  if (/\/(ld-musl|libc\.musl)-[^/\s]+\.so\.1$/m.test(maps)) return "musl";
+  if (/\/libc\.so\.6$/m.test(maps)) return "glibc";
   return null;
 }
 
