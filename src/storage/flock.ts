@@ -79,6 +79,8 @@ function symbolsFor(errno: LibcChoice["errno"]) {
 }
 
 interface Libc {
+  /** the library's name as it was opened */
+  path: string;
   flock(fd: number, op: number): number;
   errnoPointer(): Pointer | null;
 }
@@ -94,7 +96,7 @@ function loadLibc(): Libc {
       const symbols = dlopen(choice.path, symbolsFor(choice.errno)).symbols as unknown as Record<string, (...a: number[]) => unknown>;
       const flock = symbols.flock as (fd: number, op: number) => number;
       const errnoFn = symbols[choice.errno] as () => Pointer | null;
-      libc = { flock, errnoPointer: errnoFn };
+      libc = { path: choice.path, flock, errnoPointer: errnoFn };
       return libc;
     } catch (e) {
       failures.push(`${choice.path}: ${(e as Error).message}`);
@@ -106,6 +108,11 @@ function loadLibc(): Libc {
       `(${process.platform}/${process.arch}); links runs on Linux (glibc or musl) and macOS` +
       (failures.length > 0 ? `; tried ${failures.join("; ")}` : ""),
   );
+}
+
+/** The C library this process uses, as dlopen found it (for other calls into it, e.g. syncfs). */
+export function libcPath(): string {
+  return loadLibc().path;
 }
 
 function errno(lib: Libc): number {
