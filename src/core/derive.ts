@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { compareCodePoints, JsonFloat } from "./canonical.ts";
 import { datetimeToMs } from "./datetime.ts";
+import { IntCounter } from "./number-table.ts";
 import { zDatetime, zInt, zJson } from "./schema.ts";
 
 export const ObservationSchema = z.object({
@@ -80,16 +81,17 @@ const PAIR_BASE = 2 ** 26;
 
 /** Observation ids already counted: integer ids (and integer texts) as numbers, others as strings. */
 class SeenIds {
-  private readonly numbers = new Set<number>();
+  /** non-negative integer ids n as 2n, negative ones as -2n-1 (every safe integer fits) */
+  private readonly numbers = new IntCounter();
   private readonly texts = new Set<string>();
 
   /** Adds the id; false when it was there already. */
   add(id: string | number): boolean {
     const n = typeof id === "number" ? id : /^(0|-?[1-9]\d{0,14})$/.test(id) ? Number(id) : null;
-    const set = n === null ? this.texts : this.numbers;
-    const key = n === null ? (id as string) : n;
-    if ((set as Set<string | number>).has(key)) return false;
-    (set as Set<string | number>).add(typeof key === "string" ? detached(key) : key);
+    if (n !== null && Math.abs(n) < 2 ** 51) return this.numbers.increment(n >= 0 ? 2 * n : -2 * n - 1) === 0;
+    const key = String(id);
+    if (this.texts.has(key)) return false;
+    this.texts.add(detached(key));
     return true;
   }
 }
@@ -104,7 +106,7 @@ export class Derivation {
   private readonly seen = new SeenIds();
   private readonly entities = new Interner();
   /** pair (see PAIR_BASE) -> count */
-  private readonly counts = new Map<number, number>();
+  private readonly counts = new IntCounter();
   readonly skipped: SkipCounts = noSkips();
   counted = 0;
 
@@ -134,7 +136,7 @@ export class Derivation {
     }
     this.counted++;
     const pair = this.entities.idOf(o.actor_entity_id) * PAIR_BASE + this.entities.idOf(o.target_entity_id as string);
-    this.counts.set(pair, (this.counts.get(pair) ?? 0) + 1);
+    this.counts.increment(pair);
     return null;
   }
 
@@ -157,10 +159,10 @@ export class Derivation {
     const order = names.map((_, i) => i).sort((a, b) => compareCodePoints(names[a] as string, names[b] as string));
     const rank = new Float64Array(names.length);
     order.forEach((id, r) => (rank[id] = r));
-    const pairs = [...this.counts.keys()];
+    const pairs = Float64Array.from(this.counts.entries(), ([pair]) => pair);
     const sortKey = (p: number) => (rank[Math.floor(p / PAIR_BASE)] as number) * PAIR_BASE + (rank[p % PAIR_BASE] as number);
     pairs.sort((a, b) => sortKey(a) - sortKey(b));
-    return pairs.map((p) => ({
+    return Array.from(pairs, (p) => ({
       from_entity_id: names[Math.floor(p / PAIR_BASE)] as string,
       to_entity_id: names[p % PAIR_BASE] as string,
       weight: new JsonFloat(Math.log1p(this.counts.get(p) as number)),

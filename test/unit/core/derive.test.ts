@@ -415,6 +415,19 @@ describe("when a Derivation counts observations in two passes", () => {
     expect(reasons).toEqual([null, "duplicate", null, null, null]);
   });
 
+  test("negative ids are told apart from positive ones, and long digit strings stay texts", () => {
+    const { reasons } = run([
+      obs("a", "b", undefined, { observation_id: -5 }),
+      obs("a", "b", undefined, { observation_id: "-5" }),
+      obs("a", "b", undefined, { observation_id: 5 }),
+      obs("a", "b", undefined, { observation_id: "12345678901234567890" }),
+      obs("a", "b", undefined, { observation_id: "12345678901234567890" }),
+      obs("a", "b", undefined, { observation_id: 2 ** 52 }),
+      obs("a", "b", undefined, { observation_id: String(2 ** 52) }),
+    ]);
+    expect(reasons).toEqual([null, "duplicate", null, null, "duplicate", null, "duplicate"]);
+  });
+
   test("no counted observation leaves no window end and no edges", () => {
     const { d } = run([obs("a", null), obs("a", "b", undefined, { kind: "page_edit" })]);
     expect(d.windowEnd).toBeNull();
