@@ -1,6 +1,6 @@
 /**
  * Writes a JSONL file of observations for `links derive`, the same every run (seeded): talk
- * edits between wiki users spread over 60 days, each user writing mostly to a few dozen others,
+ * edits between wiki users spread over 29 days, each user writing mostly to a few dozen others,
  * with a few duplicates, other kinds, observations without a target and old ones mixed in.
  * About 150 bytes a line: 1,000,000 lines are about 150 MB.
  *
@@ -32,7 +32,7 @@ function random(): number {
   return state / 0x1_0000_0000;
 }
 
-const NEIGHBOURS = 40;
+const NEIGHBOURS = 60;
 const DAY_MS = 86_400_000;
 const end = Date.UTC(2024, 5, 30, 12, 0, 0);
 const user = (n: number) => `en:User_${String(n).padStart(5, "0")}`;
@@ -52,9 +52,9 @@ for (let i = 0; i < count; i++) {
   } else {
     const actor = Math.floor(random() * users);
     // each user writes to NEIGHBOURS others, the first ones far more often (geometric)
-    const k = Math.min(NEIGHBOURS - 1, Math.floor(-Math.log(1 - random()) * 6));
+    const k = Math.min(NEIGHBOURS - 1, Math.floor(-Math.log(1 - random()) * 12));
     const target = (actor + 1 + ((k * 7919) % users)) % users;
-    const days = r < 0.015 ? 60 + random() * 30 : random() * 60;
+    const days = r < 0.015 ? 30 + random() * 30 : random() * 29;
     const ts = `${new Date(end - Math.floor(days * DAY_MS)).toISOString().slice(0, 19)}Z`;
     const kind = r > 0.97 ? "page_edit" : "user_talk_edit";
     const o: Record<string, unknown> = {
