@@ -8,6 +8,7 @@ import { JsonFloat, parseJson, toJsonText } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
 import { printable } from "../core/printable.ts";
+import { detached } from "../core/strings.ts";
 import { parseWith, zFloat } from "../core/schema.ts";
 import { ClaimsDb } from "../storage/claims-db.ts";
 import { reindex, type ClaimFilter } from "../storage/claims-index.ts";
@@ -259,7 +260,10 @@ const ingest = defineCommand({
         const raw = readInputFile(file, "bundle file");
         return vid === undefined ? submitPublic(paths, raw, actorOf(args)) : await submitToVillage(paths, vid, raw, actorOf(args));
       });
-      results.push({ ...result, file });
+      // keep copies: parsed strings are slices that would keep each whole bundle's text alive
+      results.push(result.status === "quarantined"
+        ? { ...result, bundle_id: detached(result.bundle_id), detail: detached(result.detail), file }
+        : { ...result, bundle_id: detached(result.bundle_id), file });
       progress.update(i + 1);
     }
     progress.finish();

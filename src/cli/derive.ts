@@ -71,10 +71,9 @@ export default defineCommand({
     const { derivation, lines, unknownFields } = withRereadable(args.observations, (path) =>
       derive(path, args.observations === "-" ? "standard input" : args.observations, windowDays, args),
     );
-    const edges = derivation.edges();
     const summary: Summary = {
       status: "ok",
-      edges: edges.length,
+      edges: derivation.edgeCount,
       observations: lines,
       counted: derivation.counted,
       skipped: derivation.skipped,
@@ -85,11 +84,11 @@ export default defineCommand({
       graphml: args.graphml ?? null,
     };
     if (unknownFields.size > 0) warn(unknownFieldsNote(unknownFields));
-    if (edges.length === 0) throw new LinksError("no_edges", noEdgesDetail(summary));
-    writeEdges(args.out, edges);
-    if (args.graphml) writeOutputFile(args.graphml, edgesToGraphml(edges));
+    if (derivation.edgeCount === 0) throw new LinksError("no_edges", noEdgesDetail(summary));
+    writeEdges(args.out, derivation.edges(), derivation.edgeCount);
+    if (args.graphml) writeOutputFile(args.graphml, edgesToGraphml([...derivation.edges()]));
     if (args.json) printJson(summary);
-    else say(`derived ${edges.length} edges from ${describeCounts(summary)} -> ${args.out}`);
+    else say(`derived ${derivation.edgeCount} edges from ${describeCounts(summary)} -> ${args.out}`);
   },
 });
 
@@ -156,11 +155,12 @@ function readObservation(line: string, onInvalid: (detail: string) => void, unkn
 }
 
 /** Writes the edges one per line inside the array, without building the whole text first. */
-function writeEdges(path: string, edges: Edge[]): void {
+function writeEdges(path: string, edges: Iterable<Edge>, count: number): void {
   const out = new AtomicFileWriter(path);
   try {
     out.write("[\n");
-    edges.forEach((e, i) => out.write(`${toJsonText(e as unknown as JsonValue)}${i < edges.length - 1 ? "," : ""}\n`));
+    let i = 0;
+    for (const e of edges) out.write(`${toJsonText(e as unknown as JsonValue)}${++i < count ? "," : ""}\n`);
     out.write("]\n");
     out.commit();
   } catch (e) {

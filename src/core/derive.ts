@@ -11,6 +11,7 @@ import { z } from "zod";
 import { compareCodePoints, JsonFloat } from "./canonical.ts";
 import { datetimeToMs } from "./datetime.ts";
 import { IntCounter } from "./number-table.ts";
+import { detached } from "./strings.ts";
 import { zDatetime, zInt, zJson } from "./schema.ts";
 
 export const ObservationSchema = z.object({
@@ -48,15 +49,6 @@ export type SkipCounts = Record<SkipReason, number>;
 
 export function noSkips(): SkipCounts {
   return { invalid: 0, other_kind: 0, no_target: 0, outside_window: 0, duplicate: 0 };
-}
-
-/**
- * A copy of a string that shares no memory with the text it was sliced from. The engine keeps a
- * slice as a view of its parent, so a kept key read from a line would keep the whole block of
- * input that line came from alive.
- */
-function detached(s: string): string {
-  return Buffer.from(s, "utf8").toString("utf8");
 }
 
 /** Entity ids as small integers, so a pair of them is one number (a cheap map key). */
@@ -118,7 +110,7 @@ export class Derivation {
     const ms = datetimeToMs(o.timestamp);
     if (ms > this.newestMs) {
       this.newestMs = ms;
-      this.newestText = o.timestamp;
+      this.newestText = detached(o.timestamp);
     }
   }
 
@@ -152,23 +144,31 @@ export class Derivation {
     return this.seen.add(o.observation_id) ? null : "duplicate";
   }
 
-  /** The edges, sorted by (from, to) in code-point order. */
-  edges(): Edge[] {
+  /** How many edges there are: one per (actor, target) pair counted. */
+  get edgeCount(): number {
+    return this.counts.size;
+  }
+
+  /** The edges, sorted by (from, to) in code-point order, one at a time. */
+  *edges(): Generator<Edge> {
     const names = this.entities.names;
-    // rank of each entity in code-point order, so pairs sort as numbers
+    // entities ranked in code-point order: a pair of ranks sorts as one number
     const order = names.map((_, i) => i).sort((a, b) => compareCodePoints(names[a] as string, names[b] as string));
     const rank = new Float64Array(names.length);
     order.forEach((id, r) => (rank[id] = r));
-    const pairs = Float64Array.from(this.counts.entries(), ([pair]) => pair);
-    const sortKey = (p: number) => (rank[Math.floor(p / PAIR_BASE)] as number) * PAIR_BASE + (rank[p % PAIR_BASE] as number);
-    pairs.sort((a, b) => sortKey(a) - sortKey(b));
-    return Array.from(pairs, (p) => ({
-      from_entity_id: names[Math.floor(p / PAIR_BASE)] as string,
-      to_entity_id: names[p % PAIR_BASE] as string,
-      weight: new JsonFloat(Math.log1p(this.counts.get(p) as number)),
-      window_days: this.windowDays,
-      derivation: DERIVATION,
-    }));
+    const keys = Float64Array.from(this.counts.entries(), ([pair]) => (rank[Math.floor(pair / PAIR_BASE)] as number) * PAIR_BASE + (rank[pair % PAIR_BASE] as number));
+    keys.sort();
+    for (const key of keys) {
+      const from = order[Math.floor(key / PAIR_BASE)] as number;
+      const to = order[key % PAIR_BASE] as number;
+      yield {
+        from_entity_id: names[from] as string,
+        to_entity_id: names[to] as string,
+        weight: new JsonFloat(Math.log1p(this.counts.get(from * PAIR_BASE + to))),
+        window_days: this.windowDays,
+        derivation: DERIVATION,
+      };
+    }
   }
 }
 
@@ -177,7 +177,7 @@ export function deriveEdges(observations: Observation[], windowDays: number): Ed
   const d = new Derivation(windowDays);
   for (const o of observations) d.see(o);
   for (const o of observations) d.count(o);
-  return d.edges();
+  return [...d.edges()];
 }
 
 /** GraphML (directed) of the edges, with every text escaped for XML. */
