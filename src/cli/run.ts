@@ -8,7 +8,6 @@
 import { renderUsage, runCommand, type ArgsDef, type CommandDef, type CommandMeta } from "citty";
 import { isLinksError, LinksError, type ErrorCode } from "../core/errors.ts";
 import { printable } from "../core/printable.ts";
-import { jsonWasPrinted, printJson } from "./common.ts";
 import { interruptProgress } from "./progress.ts";
 
 /** Thrown by a command to end with a specific exit code (after printing its own output). */
@@ -166,7 +165,7 @@ export async function runCli(root: AnyCommand, rawArgs: string[], opts: CliOptio
     await runCommand(root, { rawArgs: [...rawArgs.slice(0, rawArgs.length - rest.length), ...args] });
     return 0;
   } catch (error) {
-    return reportError(error, path, wantsJson(rawArgs));
+    return await reportError(error, path, wantsJson(rawArgs));
   }
 }
 
@@ -203,7 +202,7 @@ export function describeFailure(error: unknown, path: string): Failure {
   return { code: "internal_error", detail: `internal error: ${message}`, exit: 70 };
 }
 
-function reportError(error: unknown, path: string, json: boolean): number {
+async function reportError(error: unknown, path: string, json: boolean): Promise<number> {
   if (error instanceof ExitCode) return error.code;
   const failure = describeFailure(error, path);
   interruptProgress();
@@ -211,6 +210,10 @@ function reportError(error: unknown, path: string, json: boolean): number {
   process.stderr.write(`links: error: ${printable(failure.detail)} [${failure.code}]\n`);
   if (failure.helpPath) process.stderr.write(`Run "${failure.helpPath} --help" for usage.\n`);
   if (failure.exit === 70 && process.env.LINKS_DEBUG) console.error(error);
-  if (json && !jsonWasPrinted()) printJson({ status: "error", code: failure.code, detail: failure.detail });
+  if (json) {
+    // loaded here, not at start: `links --help` stays as light as it can be
+    const { jsonWasPrinted, printJson } = await import("./common.ts");
+    if (!jsonWasPrinted()) printJson({ status: "error", code: failure.code, detail: failure.detail });
+  }
   return failure.exit;
 }
