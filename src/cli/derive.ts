@@ -14,7 +14,7 @@ import type { MetaWithDetails } from "./run.ts";
 const OBSERVATION_FORMAT = `OBSERVATIONS (one JSON object per line; blank lines are ignored)
 
   observation_id    required  string or integer; the same id twice counts once
-  timestamp         required  ISO 8601 date-time with a zone, e.g. 2024-05-01T12:00:00Z
+  timestamp         required  ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z (no zone: UTC)
   actor_entity_id   required  string: who acted (the edge starts here)
   kind              required  string: only "user_talk_edit" counts
   target_entity_id  optional  string or null: who was acted on (the edge ends here)
