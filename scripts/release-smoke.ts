@@ -51,7 +51,12 @@ async function healthz(cmd: string[], data: string): Promise<string> {
         const res = await fetch(`http://127.0.0.1:${port}/healthz`);
         const body = await res.text();
         if (res.status !== 200 || !body.includes('"ok"')) throw new Error(`/healthz answered ${res.status} ${body}`);
-        return `serve answered /healthz ${res.status} ${body.trim()} after ${Math.round(performance.now() - started)} ms`;
+        const after = Math.round(performance.now() - started);
+        // a clean stop writes a last checkpoint (syncfs from the same C library as flock)
+        proc.kill("SIGTERM");
+        const code = await proc.exited;
+        if (code !== 0) throw new Error(`serve exited ${code} on SIGTERM: ${text}`);
+        return `serve answered /healthz ${res.status} ${body.trim()} after ${after} ms and stopped cleanly on SIGTERM`;
       }
       if (performance.now() - started > 60_000) throw new Error(`serve did not listen within 60 s: ${text}`);
     }
