@@ -147,7 +147,7 @@ export async function runPolicyFeedAttacks(o: { dir: string; pullTimeoutMs: numb
     max_window_days: 30,
   };
   writeFileSync(join(o.dir, "guarded.json"), JSON.stringify(guarded));
-  await linksOk(["policy", "apply-local", VID, join(o.dir, "guarded.json"), "--data", origin]);
+  await linksOk(["policy", "apply-local", VID, join(o.dir, "guarded.json"), "--merge", "--data", origin]);
   const village = () => JSON.parse(readFileSync(join(origin, "villages", VID, "village.json"), "utf8")) as { policy: Record<string, JsonValue> };
   const h0 = policyHash(village().policy as JsonValue);
 

@@ -14,7 +14,7 @@ import {
 } from "../../../src/core/policy-update.ts";
 import { defaultPolicy, type PolicyObject, type VillagePolicy } from "../../../src/core/village-policy.ts";
 import { addMember } from "../../../src/storage/members.ts";
-import { applyPolicy, recordGenesis } from "../../../src/storage/policy.ts";
+import { applyPlainPolicy, recordGenesis } from "../../../src/storage/policy.ts";
 import { readVillage } from "../../../src/storage/villages.ts";
 import { decodeFeedCursor, encodeFeedCursor, etagMatches } from "../../../src/server/routes/policy-feed.ts";
 import { json, keypair, makeNode, REMOTE, VID, type Keypair, type Node, type NodeOptions } from "./helpers.ts";
@@ -85,17 +85,15 @@ describe("GET /villages/:id/policy/latest", () => {
     expect(await json(await latest(node))).toEqual(body);
   });
 
-  test("after a signed update it serves that artifact as received, signed, with its hash as the ETag", async () => {
+  test("after a signed update it serves that artifact as received (its fields, artifact and signed), with its hash as the ETag", async () => {
     const chain = await nodeWithChain(1);
     node = chain.node;
     const res = await latest(node);
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body).toEqual({
-      policy_hash: chain.hashes[1],
-      artifact: JSON.parse(toJsonText(policyUpdateToJson(chain.artifacts[0] as PolicyUpdate))),
-      signed: true,
-    });
+    const artifact = JSON.parse(toJsonText(policyUpdateToJson(chain.artifacts[0] as PolicyUpdate)));
+    // the artifact's own fields at the top (what Python Links v0.15 reads), plus artifact and signed
+    expect(body).toEqual({ ...artifact, policy_hash: chain.hashes[1], artifact, signed: true });
     expect(body.policy_hash).toBe(headOf(node));
     expect(res.headers.get("etag")).toBe(`"${chain.hashes[1]}"`);
     expect(res.headers.get("cache-control")).toBe("no-cache");
@@ -340,7 +338,7 @@ describe("the feed follows the village's policy changes", () => {
     recordGenesis(node.paths, readVillage(node.paths, VID), "test");
     const before = headOf(node);
     const policy = defaultPolicy({ max_window_days: 3 });
-    applyPolicy(node.paths, VID, { policy, artifact: null, actor: "op", source: "local" });
+    applyPlainPolicy(node.paths, VID, policy, { actor: "op", source: "local" });
     const body = await json(await latest(node, { headers: { "if-none-match": `"${before}"` } }));
     expect(body.policy_hash).toBe(policyHash(policy));
     expect(body.signed).toBe(false);
