@@ -16,6 +16,7 @@
  * Content hashes recur (A -> B -> A), so lineage alone cannot stop a replay: 2 and 4 do, and an
  * artifact without lineage (v1, or `previous_policy_hash: null`) is taken only under them.
  */
+import { SHA256_HEX_RE } from "./canonical.ts";
 import { compareDatetimes } from "./chain-time.ts";
 import { datetimeToMs } from "./datetime.ts";
 import { LinksError } from "./errors.ts";
@@ -59,8 +60,10 @@ export function isExpired(update: PolicyUpdate, now: number): boolean {
   return update.generation === "v2" && update.expires_at !== null && datetimeToMs(update.expires_at) <= now;
 }
 
+/** A hash for a message: artifacts come from outside, so anything but 64 hex is not echoed. */
 function short(hash: string | null): string {
-  return hash === null ? "none" : hash.length > 16 ? `${hash.slice(0, 16)}...` : hash;
+  if (hash === null) return "none";
+  return SHA256_HEX_RE.test(hash) ? `${hash.slice(0, 16)}...` : "(not a policy hash)";
 }
 
 /** Decides one artifact against the chain; throws the refusal, or returns what to record. */

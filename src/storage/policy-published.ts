@@ -11,8 +11,8 @@
  */
 import { policyHash } from "../core/policy-update.ts";
 import type { DataPaths } from "./paths.ts";
-import { currentHead, synthesizedHead } from "./policy-head.ts";
-import { policyChain, type ChainEntry } from "./policy-history.ts";
+import { currentHead, synthesizedHead, type ChainHead } from "./policy-head.ts";
+import { historyBytes, policyChain, type ChainEntry } from "./policy-history.ts";
 import type { Village } from "./villages.ts";
 
 const headHashes = new WeakMap<Village, string>();
@@ -42,13 +42,19 @@ const slowHeads = new WeakMap<Village, { bytes: number; entry: ChainEntry }>();
 /** The chain's last published entry, the one `policy/latest` serves. */
 export function publishedHead(paths: DataPaths, village: Village): ChainEntry {
   const hash = villageHeadHash(village);
-  const memory = currentHead(paths, village.village_id);
-  if (memory.last === null) return synthesizedHead(village, null);
-  if (memory.last.policy_hash === hash) return memory.last;
-  if (memory.before?.policy_hash === hash) return memory.before;
+  let memory: ChainHead | null;
+  try {
+    memory = currentHead(paths, village.village_id);
+  } catch {
+    memory = null; // the memory could not be rebuilt (a read-only data directory): read the chain
+  }
+  if (memory?.last === null) return synthesizedHead(village, null);
+  if (memory?.last?.policy_hash === hash) return memory.last;
+  if (memory?.before?.policy_hash === hash) return memory.before;
+  const bytes = memory?.history_bytes ?? historyBytes(paths, village.village_id);
   const cached = slowHeads.get(village);
-  if (cached && cached.bytes === memory.history_bytes) return cached.entry;
+  if (cached && cached.bytes === bytes) return cached.entry;
   const entry = publishedChain(paths, village).at(-1) as ChainEntry;
-  slowHeads.set(village, { bytes: memory.history_bytes, entry });
+  slowHeads.set(village, { bytes, entry });
   return entry;
 }

@@ -12,7 +12,7 @@ import { generateSeed, publicKeyFromSeed } from "../../../src/core/ed25519.ts";
 import { addPolicySignature, newPolicyUpdate, policyHash, policyPayloadHash, type PolicyUpdate } from "../../../src/core/policy-update.ts";
 import { defaultPolicy } from "../../../src/core/village-policy.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
-import { applyPlainPolicy, applyPolicyRun, applySignedUpdate, policyChain, recordGenesis } from "../../../src/storage/policy.ts";
+import { applyPlainPolicy, applyPolicyRun, applySignedUpdate, checkPolicyRun, policyChain, recordGenesis } from "../../../src/storage/policy.ts";
 import { chainState, currentHead, payloadCount, readFreshHead } from "../../../src/storage/policy-head.ts";
 import { publishedChain, publishedHead } from "../../../src/storage/policy-published.ts";
 import { createVillage, readVillage } from "../../../src/storage/villages.ts";
@@ -165,5 +165,19 @@ describe("the feed's head", () => {
     expect(entry).toMatchObject({ policy_hash: policyHash(village.policy), signed: false, previous_policy_hash: null });
     expect((entry.artifact as { created_at: string }).created_at).toBe(village.created_at);
     expect(publishedHead(paths, village)).toEqual(entry);
+  });
+});
+
+describe("a pulled run", () => {
+  test("is decided again under the lock: what changed since the pre-check is seen", () => {
+    const paths = setup();
+    const u1 = signedNext(paths);
+    const now = Date.UTC(2030, 0, 1);
+    expect(checkPolicyRun(paths, VID, [u1], { now })).toHaveLength(1);
+    // between the pre-check and the apply, the same update arrives another way
+    applySignedUpdate(paths, VID, u1, { actor: "alice", source: "remote", now });
+    const history = readFileSync(paths.policyHistoryFile(VID), "utf8");
+    expect(() => applyPolicyRun(paths, VID, [u1], { actor: "pull:x", now })).toThrow(/already in this village's policy chain/);
+    expect(readFileSync(paths.policyHistoryFile(VID), "utf8")).toBe(history);
   });
 });
