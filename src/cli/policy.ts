@@ -1,8 +1,7 @@
 import { defineCommand } from "citty";
 import { groupMeta } from "./groups.ts";
-import { parseJson } from "../core/canonical.ts";
+import { parseJson, sha256Hex } from "../core/canonical.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
-import { sha256Hex } from "../core/canonical.ts";
 import { publicKeyFromSeed } from "../core/ed25519.ts";
 import {
   addPolicySignature,

@@ -13,7 +13,7 @@
 import { closeSync, constants, fsyncSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { SHA256_HEX_RE } from "../core/canonical.ts";
-import { compareDatetimes, stampAfter } from "../core/chain-time.ts";
+import { stampAfter } from "../core/chain-time.ts";
 import { normalizeDatetime } from "../core/datetime.ts";
 import { LinksError, storageError } from "../core/errors.ts";
 import type { ChainState } from "../core/policy-rules.ts";
@@ -22,7 +22,7 @@ import { lockPathFor, withFileLockSync } from "./flock.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { openCreatingParents } from "./open.ts";
 import type { DataPaths } from "./paths.ts";
-import { chainFromRows, EPOCH, entryTime, historyBytes, readPolicyHistory, type ChainEntry } from "./policy-history.ts";
+import { EPOCH, entryTime, historyBytes, readPolicyHistory, summarizeRows, type ChainEntry } from "./policy-history.ts";
 import type { Village } from "./villages.ts";
 
 export interface ChainHead {
@@ -97,28 +97,18 @@ export function writeHead(paths: DataPaths, vid: string, head: Omit<ChainHead, "
 
 /** Rebuilds the memory from the whole history. The caller holds the village lock. */
 function rebuildHead(paths: DataPaths, vid: string): ChainHead {
-  const chain = chainFromRows(vid, readPolicyHistory(paths, vid));
-  let newest: string | null = null;
-  const payloads: string[] = [];
-  for (const e of chain) {
-    if (!e.update || !e.payloadHash) continue;
-    payloads.push(e.payloadHash);
-    if (newest === null || compareDatetimes(e.update.created_at, newest) > 0) newest = e.update.created_at;
-  }
+  const chain = summarizeRows(vid, readPolicyHistory(paths, vid));
   try {
     rmSync(payloadDir(paths, vid), { recursive: true, force: true });
   } catch (e) {
     throw storageError(e, `rebuilding the policy chain memory of ${vid}`);
   }
-  const entry = (e: ChainEntry | undefined): ChainEntry | null =>
-    e ? { policy_hash: e.policy_hash, previous_policy_hash: e.previous_policy_hash, signed: e.signed, artifact: e.artifact } : null;
-  const last = entry(chain.at(-1));
-  const before = entry(chain.at(-2));
+  const { last, beforeLast } = chain;
   return writeHead(
     paths,
     vid,
-    { entries: chain.length, newest_artifact_at: newest, last, before: before && before.policy_hash !== last?.policy_hash ? before : null },
-    [...new Set(payloads)],
+    { entries: chain.entries, newest_artifact_at: chain.newest, last, before: beforeLast && beforeLast.policy_hash !== last?.policy_hash ? beforeLast : null },
+    [...new Set(chain.payloads)],
   );
 }
 

@@ -6,7 +6,7 @@
  */
 import { statSync } from "node:fs";
 import { parseStored, type JsonValue } from "../core/canonical.ts";
-import { publishStamps } from "../core/chain-time.ts";
+import { compareDatetimes, publishStamps } from "../core/chain-time.ts";
 import { normalizeDatetime } from "../core/datetime.ts";
 import {
   normalizePolicyUpdate,
@@ -89,33 +89,71 @@ function ownTime(row: PolicyHistoryRow): string {
   return stamped ?? (typeof row.ts === "string" ? normalizeDatetime(row.ts) : null) ?? EPOCH;
 }
 
-/**
- * The chain from history rows. An entry's hash is always computed from the row's policy: Python
- * Links stored the policy after filling in defaults (what village.json holds) beside the hash of
- * the policy as sent, so its `policy_hash` need not be the hash of the policy the village took.
- */
-export function chainFromRows(vid: string, rows: PolicyHistoryRow[]): ReadEntry[] {
+/** The signed artifact of each row (null for unsigned rows) and the time each is published with. */
+function prepare(rows: PolicyHistoryRow[]): { updates: Array<PolicyUpdate | null>; stamps: string[] } {
   const updates = rows.map(signedUpdateOf);
   const stamps = publishStamps(rows.map((row, i) => {
     const update = updates[i];
     return update ? { createdAt: update.created_at, fixed: true } : { createdAt: ownTime(row), fixed: false };
   }));
-  return rows.map((row, i) => {
-    const hash = policyHash(row.policy);
-    const previous = typeof row.previous_policy_hash === "string" ? row.previous_policy_hash : null;
-    const update = updates[i] ?? null;
-    const artifact = update
-      ? policyUpdateToJson(update)
-      : unsignedUpdateJson({
-          villageId: vid,
-          policy: row.policy,
-          policyHash: hash,
-          actor: typeof row.actor === "string" ? row.actor : null,
-          previousPolicyHash: previous,
-          createdAt: stamps[i] as string,
-        });
-    return { policy_hash: hash, previous_policy_hash: previous, signed: update !== null, artifact, update, payloadHash: update ? policyPayloadHash(update) : null };
-  });
+  return { updates, stamps };
+}
+
+/**
+ * One entry of the chain. Its hash is always computed from the row's policy: Python Links stored
+ * the policy after filling in defaults (what village.json holds) beside the hash of the policy as
+ * sent, so its `policy_hash` need not be the hash of the policy the village took.
+ */
+function entryOf(vid: string, row: PolicyHistoryRow, update: PolicyUpdate | null, stamp: string): ReadEntry {
+  const hash = policyHash(row.policy);
+  const previous = typeof row.previous_policy_hash === "string" ? row.previous_policy_hash : null;
+  const artifact = update
+    ? policyUpdateToJson(update)
+    : unsignedUpdateJson({
+        villageId: vid,
+        policy: row.policy,
+        policyHash: hash,
+        actor: typeof row.actor === "string" ? row.actor : null,
+        previousPolicyHash: previous,
+        createdAt: stamp,
+      });
+  return { policy_hash: hash, previous_policy_hash: previous, signed: update !== null, artifact, update, payloadHash: update ? policyPayloadHash(update) : null };
+}
+
+/** The chain from history rows, every entry as published. */
+export function chainFromRows(vid: string, rows: PolicyHistoryRow[]): ReadEntry[] {
+  const { updates, stamps } = prepare(rows);
+  return rows.map((row, i) => entryOf(vid, row, updates[i] ?? null, stamps[i] as string));
+}
+
+export interface ChainSummary {
+  entries: number;
+  /** created_at of the newest signed artifact */
+  newest: string | null;
+  /** the signed payloads in the chain */
+  payloads: string[];
+  /** the last two entries, as published (null where the chain is shorter) */
+  last: ChainEntry | null;
+  beforeLast: ChainEntry | null;
+}
+
+/** What the chain's memory keeps, from history rows: only the last two entries are built. */
+export function summarizeRows(vid: string, rows: PolicyHistoryRow[]): ChainSummary {
+  const { updates, stamps } = prepare(rows);
+  let newest: string | null = null;
+  const payloads: string[] = [];
+  for (const u of updates) {
+    if (!u) continue;
+    payloads.push(policyPayloadHash(u));
+    if (newest === null || compareDatetimes(u.created_at, newest) > 0) newest = u.created_at;
+  }
+  const at = (i: number): ChainEntry | null => {
+    const row = rows[i];
+    if (!row) return null;
+    const { update: _u, payloadHash: _p, ...entry } = entryOf(vid, row, updates[i] ?? null, stamps[i] as string);
+    return entry;
+  };
+  return { entries: rows.length, newest, payloads, last: at(rows.length - 1), beforeLast: at(rows.length - 2) };
 }
 
 /** The village's chain, every row of its history. */
