@@ -4,12 +4,15 @@
  * misspelt policies, which village is missing, what `export` writes, and a node whose
  * `policy/latest` never reads the policy history.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { policyHash } from "../../src/core/policy-update.ts";
 import { errorCode, json, lastLine, links, linksOk, makeTempDir, readJsonlFile, type TempDir } from "./harness.ts";
 import { startNode, type RunningNode } from "./node.ts";
+
+// each test runs several links processes: give them room on a busy 2-core machine
+setDefaultTimeout(60_000);
 
 const VID = "plaza";
 let tmp: TempDir;

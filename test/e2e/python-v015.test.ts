@@ -4,7 +4,7 @@
  * (test/fixtures/python-v015): a small server that answers exactly as v0.15 does, and v0.15's
  * puller algorithm run against a real `links serve`.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { JsonValue } from "../../src/core/canonical.ts";
@@ -35,6 +35,9 @@ interface PullReport {
   local_head?: string;
   remote_head?: string;
 }
+
+// each test runs several links processes: give them room on a busy 2-core machine
+setDefaultTimeout(60_000);
 
 const FEED = JSON.parse(readFileSync(join(import.meta.dir, "../fixtures/python-v015/feed.json"), "utf8")) as Feed;
 const VID = FEED.village_id;
