@@ -24,15 +24,18 @@
  * Authorization header is not looked at: the answer is the same for everyone.
  */
 import type { MiddlewareHandler } from "hono";
+import { z } from "zod";
 import { normalizeDatetime } from "../../core/datetime.ts";
 import { SHA256_HEX_RE } from "../../core/canonical.ts";
 import { LinksError } from "../../core/errors.ts";
 import { newPolicyUpdate, policyHash, policyUpdateToJson } from "../../core/policy-update.ts";
 import { chainSince, policyChain, type ChainEntry } from "../../storage/policy.ts";
 import type { Village } from "../../storage/villages.ts";
+import { PolicyLatestAnswer, PolicyUpdatesAnswer } from "../answers.ts";
 import { sendJson, type AppContext, type AppEnv } from "../context.ts";
 import { cursorCodec } from "../cursor.ts";
 import { parseLimit, single } from "../query-params.ts";
+import { ROUTE_ERRORS } from "../route-table.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export const FEED_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
@@ -97,7 +100,16 @@ export function policyFeedRoutes(d: RouteDeps): void {
     return pullRight(c, () => d.memberLimit(c, next) as Promise<void>);
   };
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/latest"), d.ids, access, (c) => {
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/latest", {
+    summary: "The head of the village's policy chain",
+    description: "`ETag` is the policy hash; an `If-None-Match` naming it answers 304 without a body.",
+    access: "pull-if-private",
+    answers: {
+      200: { description: "the policy in force and the artifact that set it", schema: PolicyLatestAnswer },
+      304: { description: "unchanged since the ETag given in If-None-Match" },
+    },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token],
+  }), d.ids, access, (c) => {
     const chain = publishedChain(d, c.get("village"));
     const head = chain[chain.length - 1] as ChainEntry;
     c.header("ETag", `"${head.policy_hash}"`);
@@ -106,7 +118,17 @@ export function policyFeedRoutes(d: RouteDeps): void {
     return sendJson(c, { policy_hash: head.policy_hash, artifact: head.artifact, signed: head.signed });
   });
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates"), d.ids, access, (c) => {
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates", {
+    summary: "The village's policy chain after a given policy",
+    access: "pull-if-private",
+    query: z.object({
+      since: z.string().regex(SHA256_HEX_RE).optional().describe("a policy_hash; without it, the whole chain"),
+      limit: z.int().min(1).max(FEED_PAGE.maxLimit).default(FEED_PAGE.defaultLimit),
+      cursor: z.string().optional().describe("next_cursor of the previous page, with the same since"),
+    }),
+    answers: { 200: { description: "the updates after since, in chain order", schema: PolicyUpdatesAnswer } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor", "unknown_policy_hash"],
+  }), d.ids, access, (c) => {
     const since = parseSince(single(c, "since"));
     const limit = parseLimit(single(c, "limit"), FEED_PAGE);
     const cursor = single(c, "cursor");

@@ -4,6 +4,7 @@
  * applyPolicy's `authorize`, under the village lock, so two concurrent updates cannot both pass
  * against the same old policy.
  */
+import { z } from "zod";
 import { parseJson, type JsonValue } from "../../core/canonical.ts";
 import { datetimeToMs } from "../../core/datetime.ts";
 import { LinksError } from "../../core/errors.ts";
@@ -14,9 +15,11 @@ import {
   type PolicyUpdate,
 } from "../../core/policy-update.ts";
 import { requireQuorum } from "../../core/quorum.ts";
-import type { PolicyObject, VillagePolicy } from "../../core/village-policy.ts";
+import { VillagePolicySchema, type PolicyObject, type VillagePolicy } from "../../core/village-policy.ts";
 import { applyPolicy } from "../../storage/policy.ts";
+import { PolicyAppliedAnswer, PolicyArtifact } from "../answers.ts";
 import { sendJson } from "../context.ts";
+import { ROUTE_ERRORS } from "../route-table.ts";
 import type { RouteDeps } from "./deps.ts";
 
 /**
@@ -87,7 +90,17 @@ function applyPlain(d: RouteDeps, vid: string, raw: JsonValue, actor: string) {
 }
 
 export function policyRoutes(d: RouteDeps): void {
-  d.app.post(d.routes.add("POST", "/villages/:id/policy"), d.ids, d.auth("manage"), d.memberLimit, d.jsonBody, (c) => {
+  d.app.post(d.routes.add("POST", "/villages/:id/policy", {
+    summary: "Apply a policy: a signed policy-update artifact, or a plain policy where the village does not ask for signatures",
+    access: "manage",
+    body: z.union([PolicyArtifact, VillagePolicySchema]),
+    answers: { 200: { description: "applied and recorded in the village's policy chain", schema: PolicyAppliedAnswer } },
+    errors: [
+      ...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, ...ROUTE_ERRORS.jsonBody, ...ROUTE_ERRORS.storage,
+      "invalid_signature", "policy_hash_mismatch", "village_mismatch", "policy_expired", "policy_lineage",
+      "policy_signature_required", "policy_signer_not_allowed", "policy_quorum_not_met",
+    ],
+  }), d.ids, d.auth("manage"), d.memberLimit, d.jsonBody, (c) => {
     const vid = c.get("villageId");
     const actor = c.get("member").memberId;
     const raw = parseJson(c.get("body"));
