@@ -73,6 +73,8 @@ export const DEFAULTS = {
 
 export interface LinksApp {
   app: Hono<AppEnv>;
+  /** every route the app serves, with its description (the OpenAPI document's source) */
+  routes: RouteTable;
   /**
    * Finishes the commits in flight, checkpoints, closes the claims database and releases the
    * rate limiter's memory; the app answers nothing useful after.
@@ -160,6 +162,7 @@ export function createApp(opts: ServerOptions): LinksApp {
 
   return {
     app,
+    routes,
     close: async () => {
       await commit.close();
       claimsDb.close();
