@@ -43,9 +43,15 @@ describe("who may read /metrics", () => {
     expect((await node.send("GET", "/metrics")).status).toBe(200);
   });
 
-  test("with metricsPublic, anyone may", async () => {
-    node = makeNode({ server: { metricsPublic: true } });
+  test("with metricsPublic, anyone may, within the per-address limit of routes without a token", async () => {
+    node = makeNode({ server: { metricsPublic: true, publicRatePerMin: 1 } });
     expect((await node.send("GET", "/metrics", { ip: REMOTE })).status).toBe(200);
+    expect((await node.send("GET", "/metrics", { ip: REMOTE })).status).toBe(429);
+  });
+
+  test("peers on this host are never rate limited", async () => {
+    node = makeNode({ server: { publicRatePerMin: 1 } });
+    for (let i = 0; i < 3; i++) expect((await node.send("GET", "/metrics")).status).toBe(200);
   });
 });
 
