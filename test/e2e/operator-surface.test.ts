@@ -27,13 +27,13 @@ beforeAll(async () => {
 afterAll(async () => {
   await node?.stop();
   tmp?.remove();
-});
+}, 30_000);
 
 describe("the compiled node's operator surface", () => {
   test("serve --help names --metrics-public", async () => {
     const help = await links(["serve", "--help"]);
     expect(`${help.stdout}${help.stderr}`).toContain("--metrics-public");
-  });
+  }, 30_000);
 
   test("/metrics is well-formed and counts a push through the inbox and its group commit", async () => {
     const bundle = await signedBundleFile(tmp.path, "b", tmp.join("k", "ed25519.key"), { windowDays: 7 });
@@ -53,7 +53,7 @@ describe("the compiled node's operator surface", () => {
     expect(text).not.toContain(bundle.bundleId);
     expect(text).not.toContain(token);
     console.log(`compiled node: /metrics has ${fams.size} families, ${text.length} bytes, strict format ok`);
-  });
+  }, 30_000);
 
   test("/openapi.json is the document the code builds, with /metrics public under --metrics-public", async () => {
     const fromBinary = (await (await fetch(`${node.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, Record<string, unknown>>> };
@@ -65,7 +65,7 @@ describe("the compiled node's operator surface", () => {
     } finally {
       await local.cleanup();
     }
-  });
+  }, 30_000);
 
   test("/admin carries its script and style inside the binary", async () => {
     const res = await fetch(`${node.url}/admin`);
@@ -74,5 +74,5 @@ describe("the compiled node's operator surface", () => {
     const html = await res.text();
     expect(html).toContain('sessionStorage.getItem(KEY)');
     expect(html).toContain("grid-template-columns");
-  });
+  }, 30_000);
 });

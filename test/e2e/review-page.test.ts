@@ -120,7 +120,7 @@ afterAll(async () => {
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   await node?.stop();
   tmp?.remove();
-});
+}, 30_000);
 
 describe("the review page in headless Chromium", () => {
   const evil = () => held[0] as { bundleId: string };

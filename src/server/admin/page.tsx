@@ -7,6 +7,9 @@ import { raw } from "hono/html";
 import script from "./page.client.js" with { type: "text" };
 import style from "./page.style.css" with { type: "text" };
 
+// Inlined as they are: neither may close its own element early.
+if (/<\/script/i.test(script) || /<\/style/i.test(style)) throw new Error("admin page: inline script or style contains a closing tag");
+
 function base64Sha256(text: string): string {
   return new Bun.CryptoHasher("sha256").update(text).digest("base64");
 }

@@ -21,6 +21,7 @@ export interface RefusalTally {
 
 export interface RateLimitOptions {
   limiter: RateLimiter;
+  /** counted on every 429 this limit answers */
   refusals?: RefusalTally;
   /** the counter's key; keys of different limits must not collide (prefix them) */
   key: (c: AppContext) => string;
