@@ -19,6 +19,10 @@ export default defineCommand({
       description: "Accept bearer tokens over plain HTTP from non-loopback peers (not recommended)",
     },
     "max-body": { type: "string", description: "Largest request body", default: "1MiB", valueHint: "size" },
+    "metrics-public": {
+      type: "boolean",
+      description: "Answer GET /metrics to any peer (default: peers on this host only)",
+    },
   },
   async run({ args, rawArgs }) {
     if (!/^\d+$/.test(args.port) || Number(args.port) > 65535) {
@@ -32,6 +36,7 @@ export default defineCommand({
       trustProxy: repeated(rawArgs, "--trust-proxy"),
       allowInsecureRemote: Boolean(args["allow-insecure-remote"]),
       maxBodyBytes: parseByteSize(args["max-body"], "max-body"),
+      metricsPublic: Boolean(args["metrics-public"]),
     });
   },
 });

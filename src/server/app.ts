@@ -3,7 +3,7 @@
  * process, through `app.request`/`app.fetch`) and by `startServer`.
  *
  * Order of the middleware (design: "The village inbox: one pipeline"):
- *   request-log > client-ip > loopback-guard > [route] ids > auth > rate limit > body > handler
+ *   metrics > request-log > client-ip > loopback-guard > [route] ids > auth > rate limit > body > handler
  */
 import { Hono } from "hono";
 import { LinksError } from "../core/errors.ts";
@@ -20,10 +20,16 @@ import { loopbackGuard } from "./middleware/loopback-guard/index.ts";
 import { authFailureGuard, rateLimit, RateLimiter } from "./middleware/rate-limit/index.ts";
 import { requestLog } from "./middleware/request-log/index.ts";
 import { routeIds } from "./middleware/route-ids/index.ts";
+import { NodeMetrics } from "./metrics-node.ts";
 import { RouteTable } from "./route-table.ts";
+import { adminRoutes } from "./routes/admin.tsx";
+import { recentAuditRoutes } from "./routes/audit-recent.ts";
 import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
 import { inboxRoutes } from "./routes/inbox.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
+import { myVillagesRoutes } from "./routes/my-villages.ts";
+import { openApiRoutes } from "./routes/openapi.ts";
 import { policyFeedRoutes } from "./routes/policy-feed.ts";
 import { policyRoutes } from "./routes/policy.ts";
 import { publicRoutes } from "./routes/public.ts";
@@ -47,6 +53,8 @@ export interface ServerOptions {
   authFailuresPerMin?: number;
   /** most keys the rate limiter holds at once */
   rateLimitCapacity?: number;
+  /** answer GET /metrics to any peer, not only to this host */
+  metricsPublic?: boolean;
 }
 
 export const DEFAULTS = {
@@ -56,6 +64,7 @@ export const DEFAULTS = {
   publicRatePerMin: 120,
   authFailuresPerMin: 20,
   rateLimitCapacity: 100_000,
+  metricsPublic: false,
   logger: (line: object): void => {
     process.stderr.write(`${JSON.stringify(line)}\n`);
   },
@@ -64,6 +73,8 @@ export const DEFAULTS = {
 
 export interface LinksApp {
   app: Hono<AppEnv>;
+  /** every route the app serves, with its description (the OpenAPI document's source) */
+  routes: RouteTable;
   /**
    * Finishes the commits in flight, checkpoints, closes the claims database and releases the
    * rate limiter's memory; the app answers nothing useful after.
@@ -87,6 +98,7 @@ export function createApp(opts: ServerOptions): LinksApp {
     publicRatePerMin: positiveInt("publicRatePerMin", opts.publicRatePerMin ?? DEFAULTS.publicRatePerMin),
     authFailuresPerMin: positiveInt("authFailuresPerMin", opts.authFailuresPerMin ?? DEFAULTS.authFailuresPerMin),
     rateLimitCapacity: positiveInt("rateLimitCapacity", opts.rateLimitCapacity ?? DEFAULTS.rateLimitCapacity),
+    metricsPublic: opts.metricsPublic ?? DEFAULTS.metricsPublic,
     logger: opts.logger ?? DEFAULTS.logger,
     now: opts.now ?? DEFAULTS.now,
   };
@@ -95,16 +107,21 @@ export function createApp(opts: ServerOptions): LinksApp {
   const limiter = new RateLimiter({ capacity: o.rateLimitCapacity, now: o.now });
   const log = (line: object): void => o.logger(line);
 
+  const commit = new GroupCommit(paths);
+  const metrics = new NodeMetrics({ paths, routes, commit: commit.stats });
+
   const app = new Hono<AppEnv>();
   app.onError(errorHandler({ log, dataRoot: paths.root, routes }));
   app.notFound(notFoundHandler({ log, dataRoot: paths.root, routes }));
+  app.use(metrics.http());
   app.use(requestLog({ logger: log, now: o.now }));
   app.use(clientIp({ trustProxy: o.trustProxy }));
   app.use(loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote }));
 
-  const commit = new GroupCommit(paths);
   const claimsDb = new ClaimsDb(paths);
   claimsDb.catchUp();
+  const members = new MemberDirectory(paths);
+  const authFailures = authFailureGuard({ limiter, perWindow: o.authFailuresPerMin, refusals: metrics.refusals.auth_failures });
   const deps: RouteDeps = {
     commit,
     claimsDb,
@@ -112,17 +129,23 @@ export function createApp(opts: ServerOptions): LinksApp {
     routes,
     paths,
     now: o.now,
+    members,
+    authFailures,
+    metrics,
     ids: routeIds({ paths }),
-    auth: bearerAuth({
-      directory: new MemberDirectory(paths),
-      failures: authFailureGuard({ limiter, perWindow: o.authFailuresPerMin }),
-    }),
+    auth: bearerAuth({ directory: members, failures: authFailures }),
     memberLimit: rateLimit({
       limiter,
       key: (c) => `member:${c.get("villageId")}:${c.get("member").memberId}`,
       limit: (c) => c.get("policy").rate_limit_per_min,
+      refusals: metrics.refusals.member,
     }),
-    publicLimit: rateLimit({ limiter, key: (c) => `public:${c.get("clientIp")}`, limit: () => o.publicRatePerMin }),
+    publicLimit: rateLimit({
+      limiter,
+      key: (c) => `public:${c.get("clientIp")}`,
+      limit: () => o.publicRatePerMin,
+      refusals: metrics.refusals.public,
+    }),
     jsonBody: bodyLimit({ maxBytes: o.maxBodyBytes, json: true }),
   };
   publicRoutes(deps);
@@ -131,9 +154,15 @@ export function createApp(opts: ServerOptions): LinksApp {
   policyRoutes(deps);
   policyFeedRoutes(deps);
   quarantineRoutes(deps);
+  myVillagesRoutes(deps);
+  recentAuditRoutes(deps);
+  adminRoutes(deps);
+  metricsRoutes(deps, { public: o.metricsPublic });
+  openApiRoutes(deps);
 
   return {
     app,
+    routes,
     close: async () => {
       await commit.close();
       claimsDb.close();

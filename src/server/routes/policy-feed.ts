@@ -28,11 +28,14 @@
  * Authorization header is not looked at: the answer is the same for everyone.
  */
 import type { MiddlewareHandler } from "hono";
-import type { JsonValue } from "../../core/canonical.ts";
+import { z } from "zod";
+import { SHA256_HEX_RE, type JsonValue } from "../../core/canonical.ts";
 import { LinksError } from "../../core/errors.ts";
 import { assertPolicyHash } from "../../core/policy-update.ts";
 import { chainSince, type ChainEntry } from "../../storage/policy.ts";
 import { publishedChain, publishedHead, villageHeadHash } from "../../storage/policy-published.ts";
+import { PolicyArtifact, PolicyLatestAnswer, PolicyUpdatesAnswer, PolicyUpdatesPageAnswer } from "../answers.ts";
+import { ROUTE_ERRORS } from "../route-table.ts";
 import { sendJson, type AppContext, type AppEnv } from "../context.ts";
 import { cursorCodec } from "../cursor.ts";
 import { parseLimit, single } from "../query-params.ts";
@@ -101,7 +104,16 @@ export function policyFeedRoutes(d: RouteDeps): void {
     return pullRight(c, () => d.memberLimit(c, next) as Promise<void>);
   };
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/latest"), d.ids, access, (c) => {
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/latest", {
+    summary: "The head of the village's policy chain",
+    description: "The head artifact's own fields (so a Python Links v0.15 `policy drift` reads it as an artifact), plus `artifact` and `signed`. `ETag` is the policy hash; an `If-None-Match` naming it answers 304 without a body.",
+    access: "pull-if-private",
+    answers: {
+      200: { description: "the policy in force and the artifact that set it", schema: PolicyLatestAnswer },
+      304: { description: "unchanged since the ETag given in If-None-Match" },
+    },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token],
+  }), d.ids, access, (c) => {
     const village = c.get("village");
     const hash = villageHeadHash(village);
     c.header("ETag", `"${hash}"`);
@@ -112,7 +124,17 @@ export function policyFeedRoutes(d: RouteDeps): void {
     return sendJson(c, { ...fields, policy_hash: head.policy_hash, artifact: head.artifact, signed: head.signed });
   });
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates"), d.ids, access, (c) => {
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates", {
+    summary: "The village's policy chain after a given policy",
+    access: "pull-if-private",
+    query: z.object({
+      since: z.string().regex(SHA256_HEX_RE).optional().describe("a policy_hash; without it, the whole chain"),
+      limit: z.int().min(1).max(FEED_PAGE.maxLimit).default(FEED_PAGE.defaultLimit),
+      cursor: z.string().optional().describe("next_cursor of the previous page, with the same since"),
+    }),
+    answers: { 200: { description: "the updates after since, in chain order", schema: PolicyUpdatesAnswer } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor", "unknown_policy_hash"],
+  }), d.ids, access, (c) => {
     const page = feedPage(d, c, FEED_PAGE);
     cacheControl(c);
     return sendJson(c, {
@@ -122,7 +144,17 @@ export function policyFeedRoutes(d: RouteDeps): void {
     });
   });
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates_page"), d.ids, access, (c) => {
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates_page", {
+    summary: "The policy chain in Python Links v0.15's page envelope (what a v0.15 `policy pull` reads)",
+    access: "pull-if-private",
+    query: z.object({
+      since: z.string().regex(SHA256_HEX_RE).optional().describe("a policy_hash; without it, the whole chain"),
+      limit: z.int().min(1).max(V015_PAGE.maxLimit).default(V015_PAGE.defaultLimit),
+      cursor: z.string().optional().describe("next_cursor of the previous page, with the same since"),
+    }),
+    answers: { 200: { description: "the updates after since, in chain order, with the request echoed", schema: PolicyUpdatesPageAnswer } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor", "unknown_policy_hash"],
+  }), d.ids, access, (c) => {
     const page = feedPage(d, c, V015_PAGE);
     cacheControl(c);
     return sendJson(c, {
@@ -135,7 +167,12 @@ export function policyFeedRoutes(d: RouteDeps): void {
     });
   });
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/by_hash/:policy_hash"), d.ids, access, (c) => {
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/by_hash/:policy_hash", {
+    summary: "One artifact of the village's policy chain, by its policy hash (the newest entry with that hash)",
+    access: "pull-if-private",
+    answers: { 200: { description: "the artifact, bare", schema: PolicyArtifact } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "policy_update_not_found"],
+  }), d.ids, access, (c) => {
     const wanted = c.req.param("policy_hash");
     const chain = publishedChain(d.paths, c.get("village"));
     const entry = chain.findLast((e) => e.policy_hash === wanted);
