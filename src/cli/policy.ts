@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { groupMeta } from "./groups.ts";
 import { JsonFloat, parseJson, toJsonText } from "../core/canonical.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
+import { printable } from "../core/printable.ts";
 import {
   addPolicySignature,
   isPolicyUpdateArtifact,
@@ -56,12 +57,12 @@ const verify = defineCommand({
     } else {
       for (const c of report.checks) {
         const listed = allowlist && c.key_hash ? (allowlist.has(c.key_hash) ? ", allowlisted" : ", NOT allowlisted") : "";
-        say(`  ${c.where}: key ${c.key_hash ?? "(unreadable)"} ${c.valid ? "verifies" : "does NOT verify"}${listed}`);
+        say(`  ${printable(c.where)}: key ${printable(c.key_hash ?? "(unreadable)")} ${c.valid ? "verifies" : "does NOT verify"}${listed}`);
       }
       if (quorum) say(`quorum of ${args["village-id"]}: ${quorum.allowlisted.length} of ${quorum.required} required allowlisted signer(s): ${quorum.met ? "met" : "NOT met"}`);
       say(report.valid
         ? `valid ${report.generation} policy update, policy_hash ${report.policy_hash}, ${report.signers.length} signer(s)`
-        : `invalid: ${report.detail} [${report.code}]`);
+        : `invalid: ${printable(report.detail)} [${report.code}]`);
     }
     if (!report.valid) throw new ExitCode(1);
   },
@@ -188,7 +189,7 @@ const applyRemote = defineCommand({
     parseJson(raw);
     const res = await remoteFor(args, { tokenRequired: true }).request("POST", `/villages/${vid}/policy`, { body: raw });
     if (args.json) printJson(res.body);
-    else say(`applied: ${toJsonText(res.body)}`);
+    else say(`applied: ${printable(toJsonText(res.body), { max: 2000 })}`);
   },
 });
 
@@ -204,7 +205,7 @@ function printPull(report: PullReport, json: boolean | undefined): void {
 function printRefusal(e: unknown, vid: string, json: boolean | undefined): never {
   if (!isLinksError(e)) throw e;
   if (json) printJson({ status: "refused", village_id: vid, code: e.code, detail: e.detail });
-  else say(`refused: ${e.detail} [${e.code}]; the local policy is unchanged`);
+  else say(`refused: ${printable(e.detail)} [${e.code}]; the local policy is unchanged`);
   throw new ExitCode(1);
 }
 
