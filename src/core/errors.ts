@@ -57,6 +57,7 @@ export const ERROR_STATUS = {
   member_exists: 409,
   member_revoked: 409,
   file_exists: 409,
+  data_dir_in_use: 409,
   method_not_allowed: 405,
   // environment
   storage_full: 507,
