@@ -14,12 +14,13 @@ import { DataPaths } from "../storage/paths.ts";
 import type { AppEnv } from "./context.ts";
 import { bearerAuth } from "./middleware/auth/index.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
-import { clientIp } from "./middleware/client-ip/index.ts";
+import { clientIp, DEFAULT_IPV6_PREFIX } from "./middleware/client-ip/index.ts";
 import { errorHandler, notFoundHandler } from "./middleware/errors/index.ts";
 import { loopbackGuard } from "./middleware/loopback-guard/index.ts";
 import { authFailureGuard, rateLimit, RateLimiter } from "./middleware/rate-limit/index.ts";
 import { requestLog } from "./middleware/request-log/index.ts";
 import { routeIds } from "./middleware/route-ids/index.ts";
+import { PUBLIC_INBOX_DEFAULTS, PublicInboxBudget } from "./public-inbox-budget.ts";
 import { RouteTable } from "./route-table.ts";
 import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
@@ -47,6 +48,14 @@ export interface ServerOptions {
   authFailuresPerMin?: number;
   /** most keys the rate limiter holds at once */
   rateLimitCapacity?: number;
+  /** per-address limits count IPv6 clients by this prefix length (default 64; 128: each address) */
+  ipv6Prefix?: number;
+  /** whether `POST /inbox` takes bundles from anyone (default true) */
+  publicInbox?: boolean;
+  /** bytes of public bundles one client address (IPv6: its prefix) may store per UTC day */
+  publicInboxQuotaBytes?: number;
+  /** bytes of public bundles the node keeps in all */
+  publicInboxTotalBytes?: number;
 }
 
 export const DEFAULTS = {
@@ -56,6 +65,10 @@ export const DEFAULTS = {
   publicRatePerMin: 120,
   authFailuresPerMin: 20,
   rateLimitCapacity: 100_000,
+  ipv6Prefix: DEFAULT_IPV6_PREFIX,
+  publicInbox: PUBLIC_INBOX_DEFAULTS.enabled,
+  publicInboxQuotaBytes: PUBLIC_INBOX_DEFAULTS.perAddressPerDayBytes,
+  publicInboxTotalBytes: PUBLIC_INBOX_DEFAULTS.totalBytes,
   logger: (line: object): void => {
     process.stderr.write(`${JSON.stringify(line)}\n`);
   },
@@ -87,6 +100,8 @@ export function createApp(opts: ServerOptions): LinksApp {
     publicRatePerMin: positiveInt("publicRatePerMin", opts.publicRatePerMin ?? DEFAULTS.publicRatePerMin),
     authFailuresPerMin: positiveInt("authFailuresPerMin", opts.authFailuresPerMin ?? DEFAULTS.authFailuresPerMin),
     rateLimitCapacity: positiveInt("rateLimitCapacity", opts.rateLimitCapacity ?? DEFAULTS.rateLimitCapacity),
+    ipv6Prefix: opts.ipv6Prefix ?? DEFAULTS.ipv6Prefix,
+    publicInbox: opts.publicInbox ?? DEFAULTS.publicInbox,
     logger: opts.logger ?? DEFAULTS.logger,
     now: opts.now ?? DEFAULTS.now,
   };
@@ -99,9 +114,18 @@ export function createApp(opts: ServerOptions): LinksApp {
   app.onError(errorHandler({ log, dataRoot: paths.root, routes }));
   app.notFound(notFoundHandler({ log, dataRoot: paths.root, routes }));
   app.use(requestLog({ logger: log, now: o.now }));
-  app.use(clientIp({ trustProxy: o.trustProxy }));
+  app.use(clientIp({ trustProxy: o.trustProxy, ipv6Prefix: o.ipv6Prefix }));
   app.use(loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote }));
 
+  const failures = authFailureGuard({ limiter, perWindow: o.authFailuresPerMin });
+  const publicInbox = o.publicInbox
+    ? new PublicInboxBudget({
+        paths,
+        perAddressPerDayBytes: opts.publicInboxQuotaBytes ?? DEFAULTS.publicInboxQuotaBytes,
+        totalBytes: opts.publicInboxTotalBytes ?? DEFAULTS.publicInboxTotalBytes,
+        now: o.now,
+      })
+    : null;
   const commit = new GroupCommit(paths);
   const claimsDb = new ClaimsDb(paths);
   claimsDb.catchUp();
@@ -112,17 +136,15 @@ export function createApp(opts: ServerOptions): LinksApp {
     routes,
     paths,
     now: o.now,
-    ids: routeIds({ paths }),
-    auth: bearerAuth({
-      directory: new MemberDirectory(paths),
-      failures: authFailureGuard({ limiter, perWindow: o.authFailuresPerMin }),
-    }),
+    ids: routeIds({ paths, failures }),
+    auth: bearerAuth({ directory: new MemberDirectory(paths), failures }),
     memberLimit: rateLimit({
       limiter,
       key: (c) => `member:${c.get("villageId")}:${c.get("member").memberId}`,
       limit: (c) => c.get("policy").rate_limit_per_min,
     }),
-    publicLimit: rateLimit({ limiter, key: (c) => `public:${c.get("clientIp")}`, limit: () => o.publicRatePerMin }),
+    publicLimit: rateLimit({ limiter, key: (c) => `public:${c.get("clientGroup")}`, limit: () => o.publicRatePerMin }),
+    publicInbox,
     jsonBody: bodyLimit({ maxBytes: o.maxBodyBytes, json: true }),
   };
   publicRoutes(deps);
@@ -131,6 +153,7 @@ export function createApp(opts: ServerOptions): LinksApp {
   policyRoutes(deps);
   policyFeedRoutes(deps);
   quarantineRoutes(deps);
+  void publicInbox?.start();
 
   return {
     app,
@@ -138,6 +161,7 @@ export function createApp(opts: ServerOptions): LinksApp {
       await commit.close();
       claimsDb.close();
       limiter.clear();
+      publicInbox?.close();
     },
   };
 }

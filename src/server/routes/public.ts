@@ -1,5 +1,10 @@
 /**
  * Routes without a token: the health check, the newest public bundle and the public inbox.
+ *
+ * The public inbox stores any validly signed bundle from anyone, so it runs under a storage
+ * budget (public-inbox-budget.ts) and the operator can turn it off: then it answers
+ * 403 `public_inbox_disabled`, a refusal that says what it is, not a 404 that reads like a
+ * mistyped URL.
  */
 import { LinksError } from "../../core/errors.ts";
 import { submitPublic } from "../../storage/inbox.ts";
@@ -19,8 +24,24 @@ export function publicRoutes(d: RouteDeps): void {
     return sendJson(c, bundle);
   });
 
-  app.post(routes.add("POST", "/inbox"), d.publicLimit, d.jsonBody, (c) => {
-    const result = submitPublic(d.paths, c.get("body"), `public@${c.get("clientIp")}`);
-    return sendJson(c, { status: result.status, bundle_id: result.bundle_id });
-  });
+  const budget = d.publicInbox;
+  app.post(
+    routes.add("POST", "/inbox"),
+    async (c, next) => {
+      if (budget === null) {
+        throw new LinksError("public_inbox_disabled", "this node takes no public bundles; push to a village inbox (POST /villages/<id>/inbox) with a member token");
+      }
+      await next();
+    },
+    d.publicLimit,
+    d.jsonBody,
+    (c) => {
+      const body = c.get("body");
+      const group = c.get("clientGroup");
+      budget?.check(group, body.byteLength, (seconds) => c.header("Retry-After", String(seconds)));
+      const result = submitPublic(d.paths, body, `public@${c.get("clientIp")}`);
+      if (result.status === "accepted") budget?.record(group, body.byteLength);
+      return sendJson(c, { status: result.status, bundle_id: result.bundle_id });
+    },
+  );
 }
