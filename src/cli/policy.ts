@@ -26,6 +26,7 @@ import { readVillage } from "../storage/villages.ts";
 import { dataArgs, jsonArgs, printJson, readInputFile, say, warn, writeOutputFile } from "./common.ts";
 import { actorArgs, actorOf, openData } from "./context.ts";
 import { remoteFor, tokenArgs, urlArg } from "./remote-args.ts";
+import { CLIENT_DEFAULTS } from "../client/remote.ts";
 import { ExitCode } from "./run.ts";
 
 const verify = defineCommand({
@@ -187,7 +188,7 @@ const applyRemote = defineCommand({
     const vid = assertVillageId(args.village_id);
     const raw = readInputFile(args.file, "policy file");
     parseJson(raw);
-    const res = await remoteFor(args, { tokenRequired: true }).request("POST", `/villages/${vid}/policy`, { body: raw });
+    const res = await remoteFor(args, { tokenRequired: true }).request("POST", `/villages/${vid}/policy`, { body: raw, maxBytes: CLIENT_DEFAULTS.smallAnswerBytes });
     if (args.json) printJson(res.body);
     else say(`applied: ${printable(toJsonText(res.body), { max: 2000 })}`);
   },
@@ -205,7 +206,7 @@ function printPull(report: PullReport, json: boolean | undefined): void {
 function printRefusal(e: unknown, vid: string, json: boolean | undefined): never {
   if (!isLinksError(e)) throw e;
   if (json) printJson({ status: "refused", village_id: vid, code: e.code, detail: e.detail });
-  else say(`refused: ${printable(e.detail)} [${e.code}]; the local policy is unchanged`);
+  else say(`refused: ${printable(e.detail, { max: 2000 })} [${e.code}]; the local policy is unchanged`);
   throw new ExitCode(1);
 }
 

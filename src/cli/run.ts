@@ -141,7 +141,7 @@ function reportError(error: unknown, path: string): number {
   if (error instanceof ExitCode) return error.code;
   if (isLinksError(error)) {
     // a detail can carry stored text or another node's words: one line, no escape sequences
-    process.stderr.write(`links: error: ${printable(error.detail)} [${error.code}]\n`);
+    process.stderr.write(`links: error: ${printable(error.detail, { max: 2000 })} [${error.code}]\n`);
     return 1;
   }
   const name = (error as { name?: string })?.name;

@@ -8,6 +8,7 @@ import { printable } from "../core/printable.ts";
 import { dataArgs, jsonArgs, printJson, readInputFile, say } from "./common.ts";
 import { actorOf, openData } from "./context.ts";
 import { remoteFor, tokenArgs, urlArg } from "./remote-args.ts";
+import { CLIENT_DEFAULTS } from "../client/remote.ts";
 import { ExitCode } from "./run.ts";
 
 const vidArg = { village_id: { type: "positional", description: "Village id", required: true } } as const;
@@ -28,7 +29,7 @@ const push = defineCommand({
     const vid = assertVillageId(args.village_id);
     const raw = readInputFile(args.bundle, "bundle file");
     const remote = remoteFor(args, { tokenRequired: true });
-    const res = await remote.request("POST", `/villages/${vid}/inbox`, { body: raw });
+    const res = await remote.request("POST", `/villages/${vid}/inbox`, { body: raw, maxBytes: CLIENT_DEFAULTS.smallAnswerBytes });
     const body = (res.body ?? {}) as { status?: unknown; bundle_id?: unknown; code?: unknown; detail?: unknown };
     if (args.json) printJson(res.body);
     // the node's words, shown escaped and cut short
