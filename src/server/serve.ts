@@ -78,6 +78,10 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       // Bun turns SO_REUSEPORT on when development is false: a second `links serve` on the same
       // port would then silently share its connections. One node, one port.
       reusePort: false,
+      // The body-limit middleware enforces --max-body (a declared length before a byte is read, a
+      // chunked body as it streams) and answers JSON. Bun's own cap (128 MiB by default) would
+      // answer a bare 413 first for larger declared lengths: lift it out of the way.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       fetch: (req, srv) => app.fetch(req, srv),
       // Only reached if something fails outside Hono's own error handling.
       error: () =>
