@@ -47,7 +47,7 @@ export interface RemoteResponse {
   body: JsonValue | null;
 }
 
-export interface RequestInit {
+export interface RemoteRequestInit {
   body?: Uint8Array | string;
   headers?: Record<string, string>;
   /** statuses >= 400 that are answers, not errors */
@@ -73,7 +73,7 @@ export class Remote {
   }
 
   /** Sends a request; answers with status >= 400 throw, except those listed in `accept`. */
-  async request(method: "GET" | "POST", path: string, init: RequestInit = {}): Promise<RemoteResponse> {
+  async request(method: "GET" | "POST", path: string, init: RemoteRequestInit = {}): Promise<RemoteResponse> {
     const headers: Record<string, string> = { accept: "application/json", ...init.headers };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     if (init.body !== undefined) headers["content-type"] = "application/json";
