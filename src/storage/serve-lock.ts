@@ -43,12 +43,11 @@ export function lockDataDirForServe(paths: DataPaths, pid = process.pid): ServeL
           "one node per data directory: stop that one first, or give this one another --data",
       );
     }
-    ftruncateSync(fd, 0);
-    writeSync(fd, `${pid}\n`, 0);
   } catch (e) {
     closeSync(fd);
-    throw e instanceof LinksError ? e : storageError(e, `writing ${path}`);
+    throw e instanceof LinksError ? e : storageError(e, `locking ${path}`);
   }
+  writePid(fd, pid);
   let released = false;
   return {
     path,
@@ -58,11 +57,25 @@ export function lockDataDirForServe(paths: DataPaths, pid = process.pid): ServeL
       // Emptied while still held, so the file never names a process that has let go.
       try {
         ftruncateSync(fd, 0);
-      } finally {
-        closeSync(fd);
+      } catch {
+        // the pid left behind names no holder: nothing holds the lock once the fd is closed
       }
+      closeSync(fd);
     },
   };
+}
+
+/**
+ * The pid only names the holder for a second node's message: on a full disk the node still starts
+ * (it can serve reads), holding the lock, and that message says "pid unknown".
+ */
+function writePid(fd: number, pid: number): void {
+  try {
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${pid}\n`, 0);
+  } catch {
+    // see above
+  }
 }
 
 /**
