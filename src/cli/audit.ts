@@ -4,6 +4,7 @@ import { tailAudit } from "../storage/audit.ts";
 import { assertVillageId } from "../storage/paths.ts";
 import { dataArgs, jsonArgs, parsePositiveInt, printJson } from "./common.ts";
 import { openData } from "./context.ts";
+import { printable } from "../core/printable.ts";
 
 const tail = defineCommand({
   meta: { name: "tail", description: "Show the newest audit rows" },
@@ -22,11 +23,12 @@ const tail = defineCommand({
     });
     if (args.json) return printJson(rows);
     for (const r of rows) {
-      const who = r.actor ? ` by ${r.actor}` : "";
-      const what = [r.village_id && `village=${r.village_id}`, r.bundle_id && `bundle=${r.bundle_id}`, r.reason && `reason=${r.reason}`]
+      // Every field is stored text (a reason can hold what a client sent): escaped, one row per line.
+      const who = r.actor ? ` by ${printable(r.actor)}` : "";
+      const what = [r.village_id && `village=${printable(r.village_id)}`, r.bundle_id && `bundle=${printable(r.bundle_id)}`, r.reason && `reason=${printable(r.reason)}`]
         .filter(Boolean)
         .join(" ");
-      process.stdout.write(`${r.ts}  ${r.action}${who}  ${what}\n`);
+      process.stdout.write(`${printable(r.ts)}  ${printable(r.action)}${who}  ${what}\n`);
     }
   },
 });

@@ -14,13 +14,14 @@ import { DataPaths } from "../storage/paths.ts";
 import type { AppEnv } from "./context.ts";
 import { bearerAuth } from "./middleware/auth/index.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
-import { clientIp } from "./middleware/client-ip/index.ts";
+import { clientIp, DEFAULT_IPV6_PREFIX } from "./middleware/client-ip/index.ts";
 import { errorHandler, notFoundHandler } from "./middleware/errors/index.ts";
 import { loopbackGuard } from "./middleware/loopback-guard/index.ts";
 import { authFailureGuard, rateLimit, RateLimiter } from "./middleware/rate-limit/index.ts";
 import { requestLog } from "./middleware/request-log/index.ts";
 import { routeIds } from "./middleware/route-ids/index.ts";
 import { NodeMetrics } from "./metrics-node.ts";
+import { PUBLIC_INBOX_DEFAULTS, PublicInboxBudget } from "./public-inbox-budget.ts";
 import { RouteTable } from "./route-table.ts";
 import { adminRoutes } from "./routes/admin.tsx";
 import { recentAuditRoutes } from "./routes/audit-recent.ts";
@@ -55,6 +56,14 @@ export interface ServerOptions {
   rateLimitCapacity?: number;
   /** answer GET /metrics to any peer, not only to this host */
   metricsPublic?: boolean;
+  /** per-address limits count IPv6 clients by this prefix length (default 64; 128: each address) */
+  ipv6Prefix?: number;
+  /** whether `POST /inbox` takes bundles from anyone (default true) */
+  publicInbox?: boolean;
+  /** bytes of public bundles one client address (IPv6: its prefix) may store per UTC day */
+  publicInboxQuotaBytes?: number;
+  /** bytes of public bundles the node keeps in all */
+  publicInboxTotalBytes?: number;
 }
 
 export const DEFAULTS = {
@@ -65,6 +74,10 @@ export const DEFAULTS = {
   authFailuresPerMin: 20,
   rateLimitCapacity: 100_000,
   metricsPublic: false,
+  ipv6Prefix: DEFAULT_IPV6_PREFIX,
+  publicInbox: PUBLIC_INBOX_DEFAULTS.enabled,
+  publicInboxQuotaBytes: PUBLIC_INBOX_DEFAULTS.perAddressPerDayBytes,
+  publicInboxTotalBytes: PUBLIC_INBOX_DEFAULTS.totalBytes,
   logger: (line: object): void => {
     process.stderr.write(`${JSON.stringify(line)}\n`);
   },
@@ -99,6 +112,8 @@ export function createApp(opts: ServerOptions): LinksApp {
     authFailuresPerMin: positiveInt("authFailuresPerMin", opts.authFailuresPerMin ?? DEFAULTS.authFailuresPerMin),
     rateLimitCapacity: positiveInt("rateLimitCapacity", opts.rateLimitCapacity ?? DEFAULTS.rateLimitCapacity),
     metricsPublic: opts.metricsPublic ?? DEFAULTS.metricsPublic,
+    ipv6Prefix: opts.ipv6Prefix ?? DEFAULTS.ipv6Prefix,
+    publicInbox: opts.publicInbox ?? DEFAULTS.publicInbox,
     logger: opts.logger ?? DEFAULTS.logger,
     now: opts.now ?? DEFAULTS.now,
   };
@@ -115,9 +130,17 @@ export function createApp(opts: ServerOptions): LinksApp {
   app.notFound(notFoundHandler({ log, dataRoot: paths.root, routes }));
   app.use(metrics.http());
   app.use(requestLog({ logger: log, now: o.now }));
-  app.use(clientIp({ trustProxy: o.trustProxy }));
+  app.use(clientIp({ trustProxy: o.trustProxy, ipv6Prefix: o.ipv6Prefix }));
   app.use(loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote }));
 
+  const publicInbox = o.publicInbox
+    ? new PublicInboxBudget({
+        paths,
+        perAddressPerDayBytes: opts.publicInboxQuotaBytes ?? DEFAULTS.publicInboxQuotaBytes,
+        totalBytes: opts.publicInboxTotalBytes ?? DEFAULTS.publicInboxTotalBytes,
+        now: o.now,
+      })
+    : null;
   const claimsDb = new ClaimsDb(paths);
   claimsDb.catchUp();
   const members = new MemberDirectory(paths);
@@ -132,7 +155,7 @@ export function createApp(opts: ServerOptions): LinksApp {
     members,
     authFailures,
     metrics,
-    ids: routeIds({ paths }),
+    ids: routeIds({ paths, failures: authFailures }),
     auth: bearerAuth({ directory: members, failures: authFailures }),
     memberLimit: rateLimit({
       limiter,
@@ -142,10 +165,11 @@ export function createApp(opts: ServerOptions): LinksApp {
     }),
     publicLimit: rateLimit({
       limiter,
-      key: (c) => `public:${c.get("clientIp")}`,
+      key: (c) => `public:${c.get("clientGroup")}`,
       limit: () => o.publicRatePerMin,
       refusals: metrics.refusals.public,
     }),
+    publicInbox,
     jsonBody: bodyLimit({ maxBytes: o.maxBodyBytes, json: true }),
   };
   publicRoutes(deps);
@@ -159,6 +183,7 @@ export function createApp(opts: ServerOptions): LinksApp {
   adminRoutes(deps);
   metricsRoutes(deps, { public: o.metricsPublic });
   openApiRoutes(deps);
+  void publicInbox?.start();
 
   return {
     app,
@@ -167,6 +192,7 @@ export function createApp(opts: ServerOptions): LinksApp {
       await commit.close();
       claimsDb.close();
       limiter.clear();
+      publicInbox?.close();
     },
   };
 }
