@@ -102,9 +102,9 @@ export function createApp(opts: ServerOptions): LinksApp {
   app.use(clientIp({ trustProxy: o.trustProxy }));
   app.use(loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote }));
 
-  const commit = new GroupCommit(paths);
   const claimsDb = new ClaimsDb(paths);
   claimsDb.catchUp();
+  const commit = new GroupCommit(paths, claimsDb);
   const deps: RouteDeps = {
     commit,
     claimsDb,

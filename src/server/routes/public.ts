@@ -20,7 +20,7 @@ export function publicRoutes(d: RouteDeps): void {
   });
 
   app.post(routes.add("POST", "/inbox"), d.publicLimit, d.jsonBody, (c) => {
-    const result = submitPublic(d.paths, c.get("body"), `public@${c.get("clientIp")}`);
+    const result = submitPublic(d.paths, c.get("body"), `public@${c.get("clientIp")}`, d.claimsDb);
     return sendJson(c, { status: result.status, bundle_id: result.bundle_id });
   });
 }
