@@ -27,6 +27,8 @@ import type { Scope, TopLevelOwners } from "./store.ts";
 import { readVillage, villagePolicy } from "./villages.ts";
 
 const SCHEMA_VERSION = "2";
+/** how long a catch-up that must be current waits for another process's catch-up */
+const BUSY_WAIT_MS = 5000;
 /** bytes of JSONL read at a time while catching up (bounds the memory it takes) */
 const CATCH_UP_CHUNK = 4 * 1024 * 1024;
 /** audit actions that put a bundle into a village */
@@ -103,7 +105,7 @@ export class ClaimsDb implements TopLevelOwners {
       this.db.exec("PRAGMA journal_mode = WAL");
       // Derived data: a crash may lose the newest rows, which the next catch-up reads again.
       this.db.exec("PRAGMA synchronous = OFF");
-      this.db.exec("PRAGMA busy_timeout = 5000");
+      this.db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`);
       this.migrate();
     } catch (e) {
       throw storageError(e, `opening the claims database ${file}`);
@@ -148,29 +150,77 @@ export class ClaimsDb implements TopLevelOwners {
     this.db.query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
   }
 
-  /** Reads what the audit log and the JSONL gained since the last call; two stats when nothing did. */
-  catchUp(): void {
-    const claims = fileStamp(this.jsonl);
-    const audit = fileStamp(this.audit);
-    const stamp = `${claims.ino}:${claims.size}:${audit.ino}:${audit.size}`;
-    if (stamp === this.lastStamp) return;
-    const run = this.db.transaction(() => {
-      this.holders = null;
-      this.visibilities.clear();
-      // The audit first: a v0.7 row of a village bundle is then copied to its village as it is read.
-      this.followAudit(audit);
-      this.followClaims(claims);
-      this.materializePending();
-    });
+  /**
+   * Reads what the audit log and the JSONL gained since the last call; two stats when nothing did.
+   * With `wait: false` (queries), it does not wait for another process that is catching up (e.g.
+   * `links claims reindex` indexing the file it just rebuilt): the answer then comes from the
+   * rows indexed so far, and a later call catches up.
+   */
+  catchUp(opts: { wait: boolean } = { wait: true }): void {
+    if (this.stamp() === this.lastStamp) return;
+    if (!opts.wait) this.db.exec("PRAGMA busy_timeout = 0");
     try {
-      run.immediate();
-      this.lastStamp = stamp;
+      this.lastStamp = this.db.transaction(() => this.follow()).immediate();
     } catch (e) {
       this.holders = null;
+      if (!opts.wait && (e as { code?: string }).code === "SQLITE_BUSY") return;
       // A full disk (or a busy database) must not take reads down: answer from what is indexed
       // and catch up on a later call.
       this.warnOnce(`the claims database could not catch up with ${this.jsonl} (${(e as Error).message}); answering from the rows indexed so far`);
+    } finally {
+      if (!opts.wait) this.db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`);
     }
+  }
+
+  /**
+   * Runs `swap`, which replaces claims.jsonl (`links claims reindex`), and indexes the new file,
+   * holding this database's write lock throughout: a node on the same data directory then keeps
+   * answering from the rows it had (its catch-up does not wait), instead of starting to index
+   * the new file itself and stalling on it. A failure to index does not undo the swap: the next
+   * catch-up indexes the file.
+   */
+  replaceIndex<T>(swap: () => T): T {
+    let swapped: { result: T } | null = null;
+    let stamp = "";
+    try {
+      this.db
+        .transaction(() => {
+          swapped = { result: swap() };
+          try {
+            stamp = this.db.transaction(() => this.follow())(); // a savepoint: all of it or none
+          } catch (e) {
+            this.holders = null;
+            this.warnOnce(`the claims database could not index the rebuilt ${this.jsonl} (${(e as Error).message}); it will on its next catch-up`);
+          }
+        })
+        .immediate();
+    } catch (e) {
+      if (swapped !== null) throw e;
+      // The database stayed busy: swap without it; the next catch-up indexes the new file.
+      if (!(e as { code?: string }).code?.startsWith("SQLITE_")) throw e;
+      return swap();
+    }
+    this.lastStamp = stamp;
+    return (swapped as unknown as { result: T }).result;
+  }
+
+  private stamp(): string {
+    const claims = fileStamp(this.jsonl);
+    const audit = fileStamp(this.audit);
+    return `${claims.ino}:${claims.size}:${audit.ino}:${audit.size}`;
+  }
+
+  /** One catch-up, inside a write transaction; returns the stamp of what it read. */
+  private follow(): string {
+    const claims = fileStamp(this.jsonl);
+    const audit = fileStamp(this.audit);
+    this.holders = null;
+    this.visibilities.clear();
+    // The audit first: a v0.7 row of a village bundle is then copied to its village as it is read.
+    this.followAudit(audit);
+    this.followClaims(claims);
+    this.materializePending();
+    return `${claims.ino}:${claims.size}:${audit.ino}:${audit.size}`;
   }
 
   /** New (bundle, village) holdings from v0.7 audit rows: accepted into a village, file at the top. */
@@ -316,7 +366,7 @@ export class ClaimsDb implements TopLevelOwners {
 
   /** Rows matching the filter with seq > after, oldest first (see claimsQuery). */
   query(filter: ClaimFilter, limit: number, after = 0): ClaimRowWithSeq[] {
-    this.catchUp();
+    this.catchUp({ wait: false });
     const { sql, args } = claimsQuery(filter, limit, after);
     const rows = this.db.query(sql).all(...args) as Array<{ seq: number; row: string }>;
     return rows.map((r) => ({ seq: r.seq, row: parseIndexRow(r.row) }));
@@ -324,13 +374,13 @@ export class ClaimsDb implements TopLevelOwners {
 
   /** The bundle most recently indexed for a scope (a village, or null: the public store), or null. */
   latestBundleId(scope: Scope): string | null {
-    this.catchUp();
+    this.catchUp({ wait: false });
     const row = this.db.query("SELECT bundle_id FROM claims INDEXED BY claims_scope WHERE scope = ? ORDER BY seq DESC LIMIT 1").get(scope ?? PUBLIC_SCOPE) as { bundle_id: string } | null;
     return row?.bundle_id ?? null;
   }
 
   villagesAtTop(bundleId: string): string[] {
-    this.catchUp();
+    this.catchUp({ wait: false });
     return this.holdings().get(bundleId) ?? [];
   }
 
@@ -339,10 +389,14 @@ export class ClaimsDb implements TopLevelOwners {
    * (audit), or whose v0.7 rows name no public visibility, and that was never indexed publicly.
    */
   publicAtTop(bundleId: string): boolean {
-    this.catchUp();
+    this.catchUp({ wait: false });
     if (this.hasRows(bundleId, PUBLIC_SCOPE, false)) return true;
     if (this.holdings().has(bundleId)) return false;
     return this.unattributedRows(bundleId).length === 0;
+  }
+
+  refresh(): void {
+    this.catchUp();
   }
 
   /** The rows v0.7 wrote for a bundle without its village (oldest first). */

@@ -126,7 +126,14 @@ function rebuild(paths: DataPaths, db: ClaimsDb, onProgress?: (done: number, tot
       return false; // not a row
     }
   };
-  const carried = withFileLockSync(writers, "exclusive", () => staged.commit(since, keep));
+  // The claims database indexes the new file here, so a running node finds that done instead of
+  // stalling on it; meanwhile the node answers queries from the rows it had.
+  let carried = 0;
+  try {
+    carried = db.replaceIndex(() => withFileLockSync(writers, "exclusive", () => staged.commit(since, keep)));
+  } finally {
+    staged.discard(); // gone already unless the swap failed
+  }
   return { bundles, rows: lines.length + carried, carried, skipped };
 }
 

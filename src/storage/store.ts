@@ -34,6 +34,8 @@ export interface TopLevelOwners {
   villagesAtTop(bundleId: string): string[];
   /** whether the public store holds it: not when it is only a village bundle v0.7 left there */
   publicAtTop(bundleId: string): boolean;
+  /** brings the answers up to date with every write finished so far (the others may lag) */
+  refresh(): void;
 }
 
 /** The file that holds bundle X for scope S, or null when S does not hold X. */
@@ -127,6 +129,7 @@ function storeAll(paths: DataPaths, items: StoreItem[], owners: TopLevelOwners, 
  */
 function adoptPublicly(paths: DataPaths, bundle: VerifiedBundle, owners: TopLevelOwners, opts: { sync: boolean }): boolean {
   return withFileLockSync(paths.publicAdoptionLockFile(), "exclusive", () => {
+    owners.refresh(); // an adoption that finished just before this one must be seen
     if (owners.publicAtTop(bundle.bundle_id)) return false;
     lockedAppend(paths.claimsIndexFile(), indexRowLines(bundle, null, "public"), { fsync: opts.sync });
     return true;

@@ -40,6 +40,9 @@ export interface ReindexRaceResult {
   identicalReindexes: boolean;
   equalToRebuild: boolean;
   corrupt: string[];
+  /** slowest push and /healthz answers while the reindexes ran (printed, not judged) */
+  slowestPushMs: number;
+  slowestHealthMs: number;
 }
 
 interface Acked {
@@ -67,6 +70,8 @@ export async function runReindexRace(o: { dir: string; runs: number; pushes: num
   let reindexDone = false;
   const reindexFailures: string[] = [];
   let carriedOver = 0;
+  let slowestPushMs = 0;
+  let slowestHealthMs = 0;
 
   const post = async (path: string, text: string, token?: string) => {
     const headers: Record<string, string> = { "content-type": "application/json" };
@@ -103,7 +108,9 @@ export async function runReindexRace(o: { dir: string; runs: number; pushes: num
       const scopes: Array<string | null> = n % 10 === 0 ? [null, VID] : [VID];
       for (const scope of scopes) {
         const during = reindexing;
+        const t = performance.now();
         const status = await pushOnce(scope, text);
+        if (during) slowestPushMs = Math.max(slowestPushMs, performance.now() - t);
         sent++;
         if (during) duringReindex++;
         if (status === "accepted") acked.push({ scope, id: b.bundle_id, subject, text });
@@ -125,7 +132,15 @@ export async function runReindexRace(o: { dir: string; runs: number; pushes: num
 
   let result: ReindexRaceResult;
   try {
-    await Promise.all([reindexer(), ...Array.from({ length: CLIENTS }, pusher)]);
+    const health = async () => {
+      while (!reindexDone) {
+        const t = performance.now();
+        await fetch(`${node.url}/healthz`);
+        slowestHealthMs = Math.max(slowestHealthMs, performance.now() - t);
+        await Bun.sleep(20);
+      }
+    };
+    await Promise.all([reindexer(), health(), ...Array.from({ length: CLIENTS }, pusher)]);
 
     const rows = rowCounts(data);
     const missingRows: string[] = [];
@@ -175,6 +190,8 @@ export async function runReindexRace(o: { dir: string; runs: number; pushes: num
       identicalReindexes: identical,
       equalToRebuild: cmp.live === cmp.rebuilt && cmp.onlyLive.length + cmp.onlyRebuilt.length === 0,
       corrupt: [],
+      slowestPushMs,
+      slowestHealthMs,
     };
   } finally {
     await node.stop();
@@ -192,6 +209,8 @@ export async function runReindexRace(o: { dir: string; runs: number; pushes: num
     not_found_by_http_query: result.notQueryable.length,
     repush_not_duplicate_or_unindexed: result.badRepush.length,
     unavailable_503: result.unavailable,
+    slowest_push_while_reindexing_ms: Math.round(result.slowestPushMs),
+    slowest_healthz_ms: Math.round(result.slowestHealthMs),
     other_answers: result.unexpected.length,
     reindex_twice_identical: result.identicalReindexes,
     live_index_equals_rebuild: result.equalToRebuild,
