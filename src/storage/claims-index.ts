@@ -20,11 +20,12 @@
 import { existsSync, statSync } from "node:fs";
 import { normalizeBundle, type Bundle } from "../core/bundle.ts";
 import { parseDatetime } from "../core/datetime.ts";
-import { villageVisibility, withOwners, type ClaimsDb } from "./claims-db.ts";
+import { withOwners, type ClaimsDb } from "./claims-db.ts";
 import { withFileLockSync } from "./flock.ts";
 import { indexRowLines, PUBLIC_SCOPE, rowScope } from "./index-rows.ts";
 import { readJsonFile } from "./json-file.ts";
 import { stageJsonl } from "./jsonl.ts";
+import { villageVisibility } from "./legacy-holdings.ts";
 import type { DataPaths } from "./paths.ts";
 import { bundleTree } from "./store.ts";
 
