@@ -171,7 +171,7 @@ export class DataPaths {
 
   /** Serializes public adoption of a file Python Links v0.7 left at the top of store/bundles. */
   publicAdoptionLockFile(): string {
-    return this.under("store", "index", "public-adoption.lock");
+    return this.under("store", "index", "public_adoption.lock");
   }
 
   quarantineRoot(): string {

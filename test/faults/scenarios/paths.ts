@@ -52,7 +52,7 @@ const LAYOUT = [
   /^villages\/[A-Za-z0-9_-]{1,64}\/(village\.json|members\.jsonl|revocations\.jsonl|policy_history\.jsonl)(\.lock)?$/,
   /^villages\/[A-Za-z0-9_-]{1,64}\/policy_chain(\/.*)?$/,
   /^store\/bundles\/([A-Za-z0-9_-]{1,64}\/)?([0-9a-f]{32}\.json|latest\.ptr)$/,
-  /^store\/(quarantine|rejected)\/[A-Za-z0-9_-]{1,64}\/[0-9a-f]{32}(\.meta)?\.json$/,
+  /^store\/(quarantine|rejected)\/[A-Za-z0-9_-]{1,64}\/(meta\/)?[0-9a-f]{32}\.json$/,
   /^store\/quarantine\/[A-Za-z0-9_-]{1,64}\.lock$/,
   /^store\/index\/[a-z._]+$/,
   /^store\/index\/claims\.sqlite(-wal|-shm)?$/,
