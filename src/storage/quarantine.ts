@@ -9,7 +9,7 @@
  * beside the bundle: those are read, and moved into meta/ whenever the folder is touched.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { relative, resolve, sep } from "node:path";
 import { decide } from "../core/acceptance.ts";
 import { parseBundle } from "../core/bundle.ts";
@@ -49,7 +49,7 @@ function quarantineLock(paths: DataPaths, villageId: string): string {
 export function putInQuarantine(paths: DataPaths, raw: Uint8Array, meta: QuarantineMeta): void {
   const file = paths.quarantineFile(meta.village_id, meta.bundle_id);
   withFileLockSync(quarantineLock(paths, meta.village_id), "exclusive", () => {
-    moveOldSidecars(paths, meta.village_id);
+    moveOldSidecar(paths, meta.village_id, meta.bundle_id);
     if (readJsonFile(paths.quarantineMetaFile(meta.village_id, meta.bundle_id)) !== null) return;
     atomicWrite(file, raw);
     writeJsonFile(paths.quarantineMetaFile(meta.village_id, meta.bundle_id), meta);
@@ -79,30 +79,34 @@ function isOldSidecar(name: string): boolean {
 }
 
 /**
- * Moves `<bundle_id>.meta.json` files of a village's quarantine and rejected folders into their
- * meta/ subfolders (where a record is already there, it wins and the old file goes). Called under
- * the village's quarantine lock.
+ * Moves the `<bundle_id>.meta.json` files of a village's quarantine and rejected folders into
+ * their meta/ subfolders. Called under the village's quarantine lock.
  */
 function moveOldSidecars(paths: DataPaths, villageId: string): void {
-  const folders = [
-    { dir: paths.quarantineDir(villageId), to: (bid: string) => paths.quarantineMetaFile(villageId, bid) },
-    { dir: paths.rejectedDir(villageId), to: (bid: string) => paths.rejectedMetaFile(villageId, bid) },
-  ];
-  for (const { dir, to } of folders) {
+  for (const dir of [paths.quarantineDir(villageId), paths.rejectedDir(villageId)]) {
     for (const name of listDir(dir)) {
       const bid = OLD_SIDECAR_RE.exec(name)?.[1];
-      if (bid === undefined) continue;
-      const from = join(dir, name);
-      const target = to(bid);
-      try {
-        if (existsSync(target)) unlinkSync(from);
-        else {
-          mkdirSync(dirname(target), { recursive: true });
-          renameSync(from, target);
-        }
-      } catch (e) {
-        if ((e as { code?: string }).code !== "ENOENT") throw storageError(e, `moving ${from} to ${target}`);
+      if (bid !== undefined) moveOldSidecar(paths, villageId, bid);
+    }
+  }
+}
+
+/** The same for one bundle's records (where a record is already in meta/, it wins). */
+function moveOldSidecar(paths: DataPaths, villageId: string, bundleId: string): void {
+  const pairs = [
+    [paths.legacyQuarantineMetaFile(villageId, bundleId), paths.quarantineMetaFile(villageId, bundleId)],
+    [paths.legacyRejectedMetaFile(villageId, bundleId), paths.rejectedMetaFile(villageId, bundleId)],
+  ] as const;
+  for (const [from, to] of pairs) {
+    try {
+      if (!existsSync(from)) continue;
+      if (existsSync(to)) unlinkSync(from);
+      else {
+        mkdirSync(dirname(to), { recursive: true });
+        renameSync(from, to);
       }
+    } catch (e) {
+      if ((e as { code?: string }).code !== "ENOENT") throw storageError(e, `moving ${from} to ${to}`);
     }
   }
 }
@@ -151,7 +155,7 @@ export function approveQuarantined(
 ): { status: "stored" | "duplicate" } {
   const file = paths.quarantineFile(villageId, bundleId);
   return withFileLockSync(quarantineLock(paths, villageId), "exclusive", () => {
-    moveOldSidecars(paths, villageId);
+    moveOldSidecar(paths, villageId, bundleId);
     const raw = readRaw(file);
     const village = readVillage(paths, villageId);
     const policy = villagePolicy(village);
@@ -178,7 +182,7 @@ export function approveQuarantined(
 export function rejectQuarantined(paths: DataPaths, villageId: string, bundleId: string, actor: string, reason: string): void {
   const file = paths.quarantineFile(villageId, bundleId);
   withFileLockSync(quarantineLock(paths, villageId), "exclusive", () => {
-    moveOldSidecars(paths, villageId);
+    moveOldSidecar(paths, villageId, bundleId);
     const entry = readEntry(paths, villageId, bundleId);
     atomicWrite(paths.rejectedFile(villageId, bundleId), readRaw(file));
     writeJsonFile(paths.rejectedMetaFile(villageId, bundleId), {
