@@ -140,11 +140,26 @@ export function storeBundle(paths: DataPaths, bundle: VerifiedBundle, villageId:
   return storeBundles(paths, [{ bundle, villageId, visibility }], owners)[0] as IngestResult;
 }
 
-/** The newest bundle a scope holds: the last one indexed for it (null when none is). */
+/**
+ * The newest bundle a scope holds: the last one the claims database indexed for it. A village
+ * the database has no row of yet (it could not catch up, e.g. on a full disk) gets the newest
+ * file in its own folder instead; the public store has no such fallback, since the top of
+ * store/bundles also holds what Python v0.7 stored for villages.
+ */
 export function latestBundle(paths: DataPaths, scope: Scope, db: TopLevelOwners & { latestBundleId(scope: Scope): string | null }): Bundle | null {
   if (scope !== null && !VILLAGE_ID_RE.test(scope)) return null;
-  const bundleId = db.latestBundleId(scope);
+  const bundleId = db.latestBundleId(scope) ?? (scope === null ? null : newestFile(join(paths.bundlesDir(), scope)));
   return bundleId === null ? null : storedBundle(paths, scope, bundleId, db);
+}
+
+function newestFile(dir: string): string | null {
+  let best: { id: string; mtime: number } | null = null;
+  for (const e of listDir(dir)) {
+    if (!e.isFile() || !isBundleFileName(e.name)) continue;
+    const mtime = Bun.file(join(dir, e.name)).lastModified;
+    if (!best || mtime > best.mtime) best = { id: e.name.slice(0, -5), mtime };
+  }
+  return best?.id ?? null;
 }
 
 /** Bundle files at the top of store/bundles/ (bundle ids, sorted) and the village folders there. */

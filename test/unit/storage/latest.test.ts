@@ -53,3 +53,18 @@ describe("the newest bundle", () => {
     expect(latestBundle(paths, "v", db)?.bundle_id).toBe(legacy.bundle_id);
   });
 });
+
+describe("when the claims database has no row of a village yet", () => {
+  test("the village's newest file answers, and never a file of the public store", () => {
+    const { paths, db } = fresh();
+    const pub = requireVerified(signedBundle(key));
+    mkdirSync(paths.bundlesDir(), { recursive: true });
+    writeFileSync(paths.bundleFile(pub.bundle_id), toJsonText(pub as never));
+    expect(latestBundle(paths, "v", db)).toBeNull();
+    const own = requireVerified(signedBundle(key));
+    mkdirSync(join(paths.bundlesDir(), "v"), { recursive: true });
+    writeFileSync(paths.bundleFile(own.bundle_id, "v"), toJsonText(own as never));
+    expect(latestBundle(paths, "v", db)?.bundle_id).toBe(own.bundle_id);
+    expect(latestBundle(paths, "w", db)).toBeNull();
+  });
+});
