@@ -11,7 +11,7 @@ import { PolicyUpdateV1Schema, PolicyUpdateV2Schema } from "../core/policy-updat
 import { zJson } from "../core/schema.ts";
 import type { AuditRow } from "../storage/audit.ts";
 import type { QuarantineMeta } from "../storage/quarantine.ts";
-import type { IndexRow } from "../storage/store.ts";
+import type { IndexRow } from "../storage/index-rows.ts";
 
 const ERROR_CODES = Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]];
 

@@ -122,7 +122,9 @@ export function createApp(opts: ServerOptions): LinksApp {
   const limiter = new RateLimiter({ capacity: o.rateLimitCapacity, now: o.now });
   const log = (line: object): void => o.logger(line);
 
-  const commit = new GroupCommit(paths);
+  const claimsDb = new ClaimsDb(paths);
+  claimsDb.catchUp();
+  const commit = new GroupCommit(paths, claimsDb);
   const metrics = new NodeMetrics({ paths, routes, commit: commit.stats });
 
   const app = new Hono<AppEnv>();
@@ -141,8 +143,6 @@ export function createApp(opts: ServerOptions): LinksApp {
         now: o.now,
       })
     : null;
-  const claimsDb = new ClaimsDb(paths);
-  claimsDb.catchUp();
   const members = new MemberDirectory(paths);
   const authFailures = authFailureGuard({ limiter, perWindow: o.authFailuresPerMin, refusals: metrics.refusals.auth_failures });
   const deps: RouteDeps = {

@@ -11,11 +11,12 @@ import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { storageError } from "../core/errors.ts";
 import { Histogram } from "../core/stats.ts";
 import { appendAudit, auditRow, type AuditEntry, type AuditRow } from "./audit.ts";
+import { withFileLockSync } from "./flock.ts";
+import { indexRowLines, rowScope } from "./index-rows.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { dropJsonlPrefix, lockedAppend, readJsonl, readJsonlFrom } from "./jsonl.ts";
-import { parseIndexRow } from "./claims-index.ts";
 import type { DataPaths } from "./paths.ts";
-import { indexRowLines, storeBundles, type IngestResult, type StoreItem } from "./store.ts";
+import { storeBundles, type IngestResult, type StoreItem, type TopLevelOwners } from "./store.ts";
 import { syncFilesystem, syncFilesystemAsync } from "./syncfs.ts";
 
 export const GROUP_COMMIT_DEFAULTS = {
@@ -65,6 +66,8 @@ export class GroupCommit {
 
   constructor(
     private readonly paths: DataPaths,
+    /** the claims database: who holds the files Python v0.7 left at the top of store/bundles */
+    private readonly owners: TopLevelOwners,
     private readonly opts: typeof GROUP_COMMIT_DEFAULTS & { syncFs?: (path: string) => Promise<void> } = GROUP_COMMIT_DEFAULTS,
   ) {
     this.logBytes = sizeOf(paths.ingestLogFile());
@@ -115,7 +118,7 @@ export class GroupCommit {
       this.stats.fsyncSeconds.observe((performance.now() - syncStart) / 1000);
       this.logBytes += lines.reduce((n, l) => n + l.length + 1, 0);
       // Durable from here on: the log holds each bundle and its audit row.
-      const results = storeBundles(this.paths, batch.map((p) => p.item), { sync: false });
+      const results = storeBundles(this.paths, batch.map((p) => p.item), this.owners, { sync: false });
       const audits = batch.filter((_, i) => results[i]?.status === "stored").map((p) => auditRow(p.item.audit));
       if (audits.length > 0) lockedAppend(this.paths.auditFile(), audits.map((a) => toJsonText(a as unknown as JsonValue)), { fsync: false });
       batch.forEach((p, i) => p.resolve(results[i] as IngestResult));
@@ -199,61 +202,95 @@ export function checkpoint(paths: DataPaths): void {
   finishCheckpoint(paths, mark);
 }
 
-/** Where the log, index and audit files stand before the filesystem is synced. */
-function checkpointMark(paths: DataPaths): { log: number; index: number; audit: number } {
-  return { log: sizeOf(paths.ingestLogFile()), index: sizeOf(paths.claimsIndexFile()), audit: sizeOf(paths.auditFile()) };
+interface Mark {
+  log: number;
+  index: FileMark;
+  audit: FileMark;
 }
 
-/** After the sync: note the offsets for recovery and drop the part of the log now on disk. */
-function finishCheckpoint(paths: DataPaths, mark: { log: number; index: number; audit: number }): void {
-  writeJsonFile(paths.ingestCheckpointFile(), { index_offset: mark.index, audit_offset: mark.audit });
+interface FileMark {
+  size: number;
+  ino: number;
+}
+
+/** Where the log, index and audit files stand before the filesystem is synced. */
+function checkpointMark(paths: DataPaths): Mark {
+  return { log: sizeOf(paths.ingestLogFile()), index: fileMark(paths.claimsIndexFile()), audit: fileMark(paths.auditFile()) };
+}
+
+/**
+ * After the sync: note the offsets for recovery and drop the part of the log now on disk. The
+ * inodes say whether a later recovery still reads the same files (a reindex replaces the index).
+ */
+function finishCheckpoint(paths: DataPaths, mark: Mark): void {
+  writeJsonFile(paths.ingestCheckpointFile(), {
+    index_offset: mark.index.size,
+    index_ino: mark.index.ino,
+    audit_offset: mark.audit.size,
+    audit_ino: mark.audit.ino,
+  });
   dropJsonlPrefix(paths.ingestLogFile(), mark.log);
 }
 
 /**
- * Replays the write-ahead log after a crash: every logged bundle is stored (its file rewritten
- * if missing or torn), its index rows appended once, its audit row written if it was lost.
- * Returns how many bundles needed repair.
+ * Replays the write-ahead log after a crash: every logged bundle is stored in its village (its
+ * file rewritten if missing or torn), its index rows appended once, its audit row written if it
+ * was lost. "Once" is per scope: rows or an audit row of the same bundle in another scope (the
+ * public store, another village) do not count. Returns how many bundles needed repair.
  */
 export function recover(paths: DataPaths): { logged: number; repaired: number } {
   const logFile = paths.ingestLogFile();
   if (!existsSync(logFile)) return { logged: 0, repaired: 0 };
   const entries = readJsonl(logFile, (line) => parseStored(line) as unknown as LogEntry);
   if (entries.length === 0) return { logged: 0, repaired: 0 };
-  const mark = (readJsonFile(paths.ingestCheckpointFile()) ?? {}) as { index_offset?: number; audit_offset?: number };
-  const indexed = idsAfter(paths.claimsIndexFile(), mark.index_offset ?? 0, (line) => parseIndexRow(line).bundle_id);
-  const audited = idsAfter(paths.auditFile(), mark.audit_offset ?? 0, (line) => {
-    const row = parseStored(line) as { action?: string; bundle_id?: string };
-    return row.action === "ingest.accept" || row.action === "quarantine.approve" ? (row.bundle_id ?? "") : "";
+  const mark = (readJsonFile(paths.ingestCheckpointFile()) ?? {}) as { index_offset?: number; index_ino?: number; audit_offset?: number; audit_ino?: number };
+  const indexed = keysAfter(paths.claimsIndexFile(), mark.index_offset, mark.index_ino, (line) => {
+    const row = JSON.parse(line) as { bundle_id?: unknown; village_id?: unknown; visibility?: unknown };
+    return typeof row.bundle_id === "string" ? scopeKey(rowScope(row), row.bundle_id) : "";
+  });
+  const audited = keysAfter(paths.auditFile(), mark.audit_offset, mark.audit_ino, (line) => {
+    const row = parseStored(line) as { action?: string; bundle_id?: string; village_id?: string | null };
+    const stores = row.action === "ingest.accept" || row.action === "quarantine.approve";
+    return stores && typeof row.bundle_id === "string" ? scopeKey(row.village_id ?? "", row.bundle_id) : "";
   });
   let repaired = 0;
-  for (const entry of entries) {
-    const bundle = requireVerified(normalizeBundle(entry.bundle));
-    const file = paths.bundleFile(bundle.bundle_id, entry.village_id);
-    const whole = existsSync(file) && isWholeJson(file);
-    if (whole && indexed.has(bundle.bundle_id) && audited.has(bundle.bundle_id)) continue;
-    repaired++;
-    if (!whole) writeJsonFile(file, bundle);
-    if (!indexed.has(bundle.bundle_id)) {
-      // storeBundles would see the file and call it a duplicate: append the rows directly.
-      const rows = indexRowLines(bundle, entry.village_id, entry.visibility);
-      lockedAppend(paths.claimsIndexFile(), rows);
-      indexed.add(bundle.bundle_id);
+  withFileLockSync(paths.indexWritersLockFile(), "shared", () => {
+    for (const entry of entries) {
+      const bundle = requireVerified(normalizeBundle(entry.bundle));
+      const key = scopeKey(entry.village_id ?? "", bundle.bundle_id);
+      const file = paths.bundleFile(bundle.bundle_id, entry.village_id);
+      const whole = existsSync(file) && isWholeJson(file);
+      if (whole && indexed.has(key) && audited.has(key)) continue;
+      repaired++;
+      if (!whole) writeJsonFile(file, bundle);
+      if (!indexed.has(key)) {
+        // storeBundles would see the file and call it a duplicate: append the rows directly.
+        lockedAppend(paths.claimsIndexFile(), indexRowLines(bundle, entry.village_id, entry.visibility));
+        indexed.add(key);
+      }
+      if (!audited.has(key)) {
+        if (entry.audit) lockedAppend(paths.auditFile(), [toJsonText(entry.audit as unknown as JsonValue)]);
+        else appendAudit(paths, { action: "ingest.accept", bundle_id: bundle.bundle_id, village_id: entry.village_id, reason: "recovered from the ingest log after a crash" });
+        audited.add(key);
+      }
     }
-    if (!audited.has(bundle.bundle_id)) {
-      if (entry.audit) lockedAppend(paths.auditFile(), [toJsonText(entry.audit as unknown as JsonValue)]);
-      else appendAudit(paths, { action: "ingest.accept", bundle_id: bundle.bundle_id, village_id: entry.village_id, reason: "recovered from the ingest log after a crash" });
-      audited.add(bundle.bundle_id);
-    }
-  }
+  });
   checkpoint(paths);
   return { logged: entries.length, repaired };
 }
 
-/** Ids named by the records of a JSONL file from a byte offset on (all of it if it shrank). */
-function idsAfter(path: string, offset: number, idOf: (line: string) => string): Set<string> {
-  const start = offset <= sizeOf(path) ? offset : 0;
-  const { records } = readJsonlFrom(path, start, idOf, () => {});
+function scopeKey(scope: string | null, bundleId: string): string {
+  return `${scope ?? "\u0000"}/${bundleId}`;
+}
+
+/**
+ * Keys of the records of a JSONL file from the checkpoint's offset on: all of it when the file
+ * was replaced or shrank since (or there was no checkpoint).
+ */
+function keysAfter(path: string, offset: number | undefined, ino: number | undefined, keyOf: (line: string) => string): Set<string> {
+  const now = fileMark(path);
+  const same = offset !== undefined && offset <= now.size && (ino === undefined || ino === now.ino);
+  const { records } = readJsonlFrom(path, same ? offset : 0, keyOf, () => {});
   return new Set(records.filter(Boolean));
 }
 
@@ -262,6 +299,15 @@ function isWholeJson(file: string): boolean {
     return readJsonFile(file) !== null;
   } catch {
     return false;
+  }
+}
+
+function fileMark(path: string): FileMark {
+  try {
+    const s = statSync(path);
+    return { size: s.size, ino: s.ino };
+  } catch {
+    return { size: 0, ino: 0 };
   }
 }
 

@@ -27,6 +27,7 @@ export function inboxRoutes(d: RouteDeps): void {
     const result = await d.metrics.inbox(vid, submitToVillage(d.paths, vid, c.get("body"), c.get("member").memberId, {
       commit: d.commit,
       village: c.get("village"),
+      owners: d.claimsDb,
     }));
     if (result.status === "quarantined") {
       // `reason` repeats `code` for Python Links clients, which read that name.

@@ -61,7 +61,7 @@ export function publicRoutes(d: RouteDeps): void {
       const body = c.get("body");
       const group = c.get("clientGroup");
       budget?.check(group, body.byteLength, (seconds) => c.header("Retry-After", String(seconds)));
-      const result = submitPublic(d.paths, body, `public@${c.get("clientIp")}`);
+      const result = submitPublic(d.paths, body, `public@${c.get("clientIp")}`, d.claimsDb);
       if (result.status === "accepted") budget?.record(group, body.byteLength);
       return sendJson(c, { status: result.status, bundle_id: result.bundle_id });
     },

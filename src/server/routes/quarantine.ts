@@ -52,7 +52,7 @@ export function quarantineRoutes(d: RouteDeps): void {
   });
   app.post(approve, d.ids, d.auth("manage"), d.memberLimit, (c) => {
     const bundleId = c.req.param("bundle_id");
-    approveQuarantined(d.paths, c.get("villageId"), bundleId, c.get("member").memberId);
+    approveQuarantined(d.paths, c.get("villageId"), bundleId, c.get("member").memberId, d.claimsDb);
     return sendJson(c, { status: "approved", bundle_id: bundleId });
   });
 

@@ -164,7 +164,7 @@ export async function runWriters(o: { dir: string; processes: number; pushes: nu
       for (const [id, mayReject] of [[held[2 * i] as string, false], [held[2 * i + 1] as string, true]] as const) {
         const stored = existsSync(join(data, "store/bundles", VID, `${id}.json`));
         const rejected = existsSync(join(data, "store/rejected", VID, `${id}.json`));
-        const stillHeld = existsSync(join(data, "store/quarantine", VID, `${id}.json`)) || existsSync(join(data, "store/quarantine", VID, `${id}.meta.json`));
+        const stillHeld = existsSync(join(data, "store/quarantine", VID, `${id}.json`)) || existsSync(join(data, "store/quarantine", VID, "meta", `${id}.json`));
         const approvals = rows.filter((r) => r.bundle_id === id && r.action === "quarantine.approve").length;
         const rejections = rows.filter((r) => r.bundle_id === id && r.action === "quarantine.reject").length;
         const outcome = `${id}: stored=${stored} rejected=${rejected} held=${stillHeld} approve_rows=${approvals} reject_rows=${rejections} index_rows=${counts.get(id) ?? 0}`;
