@@ -203,7 +203,7 @@ describe("the review page in headless Chromium", () => {
       `/villages/${VID}/claims?subject=${encodeURIComponent(EVIL_SUBJECT)}`,
     );
     expect(claims.claims.map((c) => c.bundle_id)).toEqual([evil().bundleId]);
-    const rejectedMeta = JSON.parse(readFileSync(tmp.join("data", "store", "rejected", VID, `${spam().bundleId}.meta.json`), "utf8"));
+    const rejectedMeta = JSON.parse(readFileSync(tmp.join("data", "store", "rejected", VID, "meta", `${spam().bundleId}.json`), "utf8"));
     expect(rejectedMeta).toMatchObject({ rejected_by: "alice", rejection_reason: REJECT_REASON });
     const audit = readJsonlFile<AuditRow>(tmp.join("data", "store", "audit", "audit.log.jsonl"));
     expect(audit.filter((r) => r.action === "quarantine.approve").map((r) => [r.bundle_id, r.actor])).toEqual([[evil().bundleId, "alice"]]);

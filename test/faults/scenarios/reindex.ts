@@ -74,7 +74,8 @@ export async function runReindexRace(o: { dir: string; runs: number; pushes: num
   let slowestHealthMs = 0;
 
   const post = async (path: string, text: string, token?: string) => {
-    const headers: Record<string, string> = { "content-type": "application/json" };
+    // Through the trusted proxy as a TLS terminator would send it: a token needs X-Forwarded-Proto.
+    const headers: Record<string, string> = { "content-type": "application/json", "x-forwarded-proto": "https" };
     if (token) headers.authorization = `Bearer ${token}`;
     else {
       const n = address++;
@@ -155,7 +156,7 @@ export async function runReindexRace(o: { dir: string; runs: number; pushes: num
       acked.filter((a) => a.scope === VID),
       8,
       async (a) => {
-        const res = await fetch(`${node.url}/villages/${VID}/claims?subject=${encodeURIComponent(a.subject)}`, { headers: { authorization: `Bearer ${bob}` } });
+        const res = await fetch(`${node.url}/villages/${VID}/claims?subject=${encodeURIComponent(a.subject)}`, { headers: { authorization: `Bearer ${bob}`, "x-forwarded-proto": "https" } });
         const body = (await res.json()) as { claims?: Array<{ bundle_id: string }> };
         if (res.status !== 200 || body.claims?.length !== 1 || body.claims[0]?.bundle_id !== a.id) notQueryable.push(`${a.id}: ${res.status} ${JSON.stringify(body).slice(0, 120)}`);
       },

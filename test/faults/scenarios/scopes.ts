@@ -73,7 +73,8 @@ export async function runScopes(o: { dir: string; rounds: number }): Promise<Sco
   let address = 0;
 
   const httpPush = async (scope: string, text: string) => {
-    const headers: Record<string, string> = { "content-type": "application/json" };
+    // Through the trusted proxy as a TLS terminator would send it: a token needs X-Forwarded-Proto.
+    const headers: Record<string, string> = { "content-type": "application/json", "x-forwarded-proto": "https" };
     if (scope === "public") headers["x-forwarded-for"] = `10.9.${(address >> 8) & 255}.${address++ & 255}`;
     else headers.authorization = `Bearer ${villages[scope]?.tokens[pusherOf[scope] as string]}`;
     const res = await fetch(`${node.url}${scope === "public" ? "/inbox" : `/villages/${scope}/inbox`}`, { method: "POST", headers, body: text });
@@ -117,7 +118,7 @@ export async function runScopes(o: { dir: string; rounds: number }): Promise<Sco
     await linksOk(["policy", "apply-local", "b", policy, "--data", data]);
     for (const t of attempts.filter((x) => x.order.approve)) {
       if (t.order.approve === "http") {
-        const res = await fetch(`${node.url}/villages/b/quarantine/${t.id}/approve`, { method: "POST", headers: { authorization: `Bearer ${b.tokens.alice}` } });
+        const res = await fetch(`${node.url}/villages/b/quarantine/${t.id}/approve`, { method: "POST", headers: { authorization: `Bearer ${b.tokens.alice}`, "x-forwarded-proto": "https" } });
         if (res.status !== 200) out.refused.push(`${t.order.name} ${t.id}: approval over HTTP answered ${res.status} ${await res.text()}`);
       } else {
         const r = await links(["quarantine", "approve", t.id, "--village-id", "b", "--data", data]);
@@ -182,7 +183,7 @@ async function judge(
       let served = false;
       if (scope !== "public") {
         const res = await fetch(`${node.url}/villages/${scope}/claims?subject=${encodeURIComponent(t.subject)}`, {
-          headers: { authorization: `Bearer ${villages[scope]?.tokens[pusherOf[scope] as string]}` },
+          headers: { authorization: `Bearer ${villages[scope]?.tokens[pusherOf[scope] as string]}`, "x-forwarded-proto": "https" },
         });
         served = ((await res.json()) as { claims?: Array<{ bundle_id: string }> }).claims?.some((c) => c.bundle_id === t.id) ?? false;
       }
