@@ -17,6 +17,7 @@ import { dirname } from "node:path";
 import { decodeBase64 } from "../core/base64.ts";
 import { BUNDLE_ID_RE } from "../core/bundle.ts";
 import { parseStored } from "../core/canonical.ts";
+import { normalizeDatetime } from "../core/datetime.ts";
 import { LinksError, storageError } from "../core/errors.ts";
 import {
   CompactRange,
@@ -102,8 +103,28 @@ export function parseCheckpointLine(line: string): KeptCheckpoint | null {
   const root = typeof r.root_hash === "string" ? decodeBase64(r.root_hash) : null;
   if (vid !== null && (typeof vid !== "string" || !VILLAGE_ID_RE.test(vid))) return null;
   if (typeof r.size !== "number" || !Number.isSafeInteger(r.size) || r.size < 0) return null;
-  if (root === null || root.length !== HASH_BYTES || typeof r.note !== "string" || typeof r.ts !== "string") return null;
+  if (root === null || root.length !== HASH_BYTES || typeof r.note !== "string" || typeof r.ts !== "string" || normalizeDatetime(r.ts) === null) return null;
   return { village_id: vid, size: r.size, root_hash: root, note: r.note, ts: r.ts };
+}
+
+/**
+ * The complete lines of a file from byte `offset` on, read a chunk at a time under the shared
+ * lock; a torn last line (no newline yet) is not yielded. Returns where the last line ended.
+ */
+export function* completeLines(path: string, offset = 0): Generator<{ offset: number; line: Uint8Array; withNewline: Uint8Array }, number> {
+  for (;;) {
+    let buf = readFrom(path, offset, CATCH_UP_CHUNK);
+    // one line longer than a chunk: read on to its end
+    if (buf !== null && buf.length === CATCH_UP_CHUNK && buf.indexOf(NL) < 0) buf = readFrom(path, offset);
+    if (buf === null || buf.length === 0) return offset;
+    let start = 0;
+    for (let nl = buf.indexOf(NL); nl >= 0; nl = buf.indexOf(NL, start)) {
+      yield { offset: offset + start, line: buf.subarray(start, nl), withNewline: buf.subarray(start, nl + 1) };
+      start = nl + 1;
+    }
+    if (start === 0) return offset;
+    offset += start;
+  }
 }
 
 function sha256(data: Uint8Array): Uint8Array {
@@ -241,29 +262,26 @@ export class AuditIndex {
     let offset = Number(this.meta("audit_offset") ?? 0);
     if (offset !== this.offsetSeen) this.edges.clear();
     const ino = String(file.ino);
-    const knownIno = this.meta("audit_ino");
-    if ((knownIno !== null && knownIno !== ino) || file.size < offset || !this.tailUnchanged(offset)) {
+    // "0": there was no file yet, so a file there now replaced nothing
+    const knownIno = this.meta("audit_ino") ?? "0";
+    if ((knownIno !== "0" && knownIno !== ino) || file.size < offset || !this.tailUnchanged(offset)) {
       this.db.exec("DELETE FROM leaves");
       this.db.exec("DELETE FROM nodes");
       this.db.exec("UPDATE scopes SET size = 0");
       this.db.exec("DELETE FROM meta WHERE key = 'audit_tail'");
       this.edges.clear();
+      if (offset > 0) this.warnOnce(`${this.auditPath} was replaced or changed; the audit trees are rebuilt from it`);
       offset = 0;
-      if (knownIno !== null) this.warnOnce(`${this.auditPath} was replaced or changed; the audit trees are rebuilt from it`);
     }
     let tail: { start: number; bytes: Uint8Array } | null = null;
-    while (offset < file.size) {
-      let buf = readFrom(this.auditPath, offset, CATCH_UP_CHUNK);
-      if (buf !== null && buf.length === CATCH_UP_CHUNK && buf.indexOf(NL) < 0) buf = readFrom(this.auditPath, offset);
-      if (buf === null) break;
-      let start = 0;
-      for (let nl = buf.indexOf(NL); nl >= 0; nl = buf.indexOf(NL, start)) {
-        this.addLine(offset + start, buf.subarray(start, nl));
-        tail = { start: offset + start, bytes: buf.subarray(start, nl + 1) };
-        start = nl + 1;
+    const lines = completeLines(this.auditPath, offset);
+    for (let next = lines.next(); ; next = lines.next()) {
+      if (next.done) {
+        offset = next.value;
+        break;
       }
-      if (start === 0) break; // only a torn line is left: it waits until it is whole
-      offset += start;
+      this.addLine(next.value.offset, next.value.line);
+      tail = { start: next.value.offset, bytes: next.value.withNewline };
     }
     for (const [id, size] of this.dirtySizes) this.db.query("UPDATE scopes SET size = ? WHERE id = ?").run(size, id);
     if (tail !== null) this.setMeta("audit_tail", `${tail.start}:${Buffer.from(sha256(tail.bytes)).toString("hex")}`);
@@ -309,22 +327,21 @@ export class AuditIndex {
     const upsert = this.db.query(
       "INSERT INTO checkpoints (scope, size, root, note, ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET size = excluded.size, root = excluded.root, note = excluded.note, ts = excluded.ts",
     );
-    while (offset < file.size) {
-      let buf = readFrom(this.checkpointsPath, offset, CATCH_UP_CHUNK);
-      if (buf !== null && buf.length === CATCH_UP_CHUNK && buf.indexOf(NL) < 0) buf = readFrom(this.checkpointsPath, offset);
-      if (buf === null) break;
-      const end = buf.lastIndexOf(NL) + 1;
-      if (end === 0) break; // a torn last line waits
-      for (const line of new TextDecoder().decode(buf.subarray(0, end)).split("\n")) {
-        if (line.trim() === "") continue;
-        const c = parseCheckpointLine(line);
-        if (c === null) {
-          this.warnOnce(`skipped a malformed line of ${this.checkpointsPath}`);
-          continue;
-        }
-        upsert.run(this.scopeId(c.village_id, true) as number, c.size, c.root_hash, c.note, c.ts);
+    const decoder = new TextDecoder();
+    const lines = completeLines(this.checkpointsPath, offset);
+    for (let next = lines.next(); ; next = lines.next()) {
+      if (next.done) {
+        offset = next.value;
+        break;
       }
-      offset += end;
+      const text = decoder.decode(next.value.line);
+      if (text.trim() === "") continue;
+      const c = parseCheckpointLine(text);
+      if (c === null) {
+        this.warnOnce(`skipped a malformed line of ${this.checkpointsPath} at byte ${next.value.offset}`);
+        continue;
+      }
+      upsert.run(this.scopeId(c.village_id, true) as number, c.size, c.root_hash, c.note, c.ts);
     }
     this.setMeta("checkpoints_offset", String(offset));
     this.setMeta("checkpoints_ino", ino);

@@ -52,7 +52,7 @@ async function readKeyText(path: string): Promise<string> {
   return (await file.text()).trim();
 }
 
-function decodeKey(text: string, path: string, what: string): Uint8Array {
+export function decodeKey(text: string, path: string, what: string): Uint8Array {
   const bytes = decodeBase64(text);
   if (bytes === null || bytes.length !== 32) {
     throw new LinksError("invalid_key_file", `${path} is not a ${what} file (expected base64 of 32 bytes)`);

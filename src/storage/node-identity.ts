@@ -1,0 +1,82 @@
+/**
+ * The node's identity: an Ed25519 key that signs its audit checkpoints, and a name. The key is
+ * made on the first `serve` in <data>/node/ (ed25519.key 0600, ed25519.pub), or given with
+ * `--node-key FILE` (a private key file as `links keys gen` writes it); the name comes from
+ * `--node-name`, else the host name. Peers and auditors pin the public key.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { assertNodeName, NODE_NAME_RE } from "../core/audit-origin.ts";
+import { sha256Hex } from "../core/canonical.ts";
+import { generateSeed, publicKeyFromSeed } from "../core/ed25519.ts";
+import { LinksError } from "../core/errors.ts";
+import { decodeKey, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, writeKeyPair } from "./keys.ts";
+import type { DataPaths } from "./paths.ts";
+
+export interface NodeIdentity {
+  name: string;
+  seed: Uint8Array;
+  publicKey: Uint8Array;
+  /** sha256 of the public key, hex: how the node's key is named elsewhere */
+  keyHash: string;
+}
+
+export interface IdentityOptions {
+  /** a private key file to sign with instead of the data directory's own */
+  keyFile?: string | undefined;
+  name?: string | undefined;
+  /** hears about a private key file others can read */
+  onWarning?: (message: string) => void;
+}
+
+/** The host name when it can serve as a node name. */
+export function defaultNodeName(): string {
+  const host = hostname();
+  if (NODE_NAME_RE.test(host)) return host;
+  throw new LinksError("invalid_argument", `the host name ${JSON.stringify(host.slice(0, 80))} cannot be a node name: give one with --node-name`);
+}
+
+function readSeed(path: string, onWarning?: (message: string) => void): Uint8Array {
+  let text: string;
+  try {
+    const st = statSync(path);
+    if (st.size > 4096) throw new LinksError("invalid_key_file", `${path} is too large to be a key file`);
+    if ((st.mode & 0o077) !== 0) onWarning?.(`private key ${path} is readable by group or others (chmod 600 ${path})`);
+    text = readFileSync(path, "utf8").trim();
+  } catch (e) {
+    if (e instanceof LinksError) throw e;
+    if ((e as { code?: string }).code === "ENOENT") throw new LinksError("not_found", `key file not found: ${path}`);
+    throw new LinksError("invalid_key_file", `cannot read key file ${path}: ${(e as Error).message}`);
+  }
+  return decodeKey(text, path, "private key");
+}
+
+/** The node key in the data directory, made (0600) if there is none yet. */
+function dataDirSeed(paths: DataPaths, onWarning?: (message: string) => void): Uint8Array {
+  const file = join(paths.nodeKeyDir(), PRIVATE_KEY_FILE);
+  try {
+    return readSeed(file, onWarning);
+  } catch (e) {
+    if (!(e instanceof LinksError) || e.code !== "not_found") throw e;
+  }
+  try {
+    writeKeyPair(paths.nodeKeyDir(), generateSeed());
+  } catch (e) {
+    // another process made it first: use that one
+    if (!(e instanceof LinksError) || e.code !== "file_exists") throw e;
+  }
+  return readSeed(file, onWarning);
+}
+
+export function loadNodeIdentity(paths: DataPaths, opts: IdentityOptions = {}): NodeIdentity {
+  const name = opts.name === undefined ? defaultNodeName() : assertNodeName(opts.name);
+  const seed = opts.keyFile === undefined ? dataDirSeed(paths, opts.onWarning) : readSeed(opts.keyFile, opts.onWarning);
+  const publicKey = publicKeyFromSeed(seed);
+  return { name, seed, publicKey, keyHash: sha256Hex(publicKey) };
+}
+
+/** Where the data directory's own node public key is (for `links audit verify`). */
+export function nodePublicKeyFile(paths: DataPaths): string {
+  return join(paths.nodeKeyDir(), PUBLIC_KEY_FILE);
+}
