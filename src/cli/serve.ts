@@ -3,6 +3,14 @@ import { groupMeta } from "./groups.ts";
 import { LinksError } from "../core/errors.ts";
 import { dataArgs, dataDir, parseByteSize, repeated } from "./common.ts";
 
+/** Seconds such as 2 or 0.5, as whole milliseconds. */
+function parseSeconds(value: string, name: string): number {
+  if (!/^\d{1,6}(\.\d{1,3})?$/.test(value.trim())) {
+    throw new LinksError("invalid_argument", `--${name} must be a number of seconds like 2 or 0.5, got ${JSON.stringify(value)}`);
+  }
+  return Math.round(Number(value) * 1000);
+}
+
 export default defineCommand({
   meta: groupMeta("serve"),
   args: {
@@ -19,6 +27,9 @@ export default defineCommand({
       description: "Accept bearer tokens over plain HTTP from non-loopback peers (not recommended)",
     },
     "max-body": { type: "string", description: "Largest request body", default: "1MiB", valueHint: "size" },
+    "node-key": { type: "string", description: "Private key file that signs the audit checkpoints (default: <data>/node/ed25519.key, made on first start)", valueHint: "file" },
+    "node-name": { type: "string", description: "The node's name in its audit checkpoints (default: the host name)", valueHint: "name" },
+    "checkpoint-interval": { type: "string", description: "Seconds between signing the audit trees that grew (0: only when a checkpoint is asked for)", default: "2", valueHint: "seconds" },
   },
   async run({ args, rawArgs }) {
     if (!/^\d+$/.test(args.port) || Number(args.port) > 65535) {
@@ -32,6 +43,9 @@ export default defineCommand({
       trustProxy: repeated(rawArgs, "--trust-proxy"),
       allowInsecureRemote: Boolean(args["allow-insecure-remote"]),
       maxBodyBytes: parseByteSize(args["max-body"], "max-body"),
+      nodeKeyFile: args["node-key"],
+      nodeName: args["node-name"],
+      checkpointIntervalMs: parseSeconds(args["checkpoint-interval"], "checkpoint-interval"),
     });
   },
 });

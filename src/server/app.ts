@@ -7,7 +7,10 @@
  */
 import { Hono } from "hono";
 import { LinksError } from "../core/errors.ts";
+import { AuditIndex } from "../storage/audit-index.ts";
+import { CHECKPOINT_DEFAULTS, CheckpointSigner } from "../storage/checkpoints.ts";
 import { MemberDirectory } from "../storage/members.ts";
+import { loadNodeIdentity, type NodeIdentity } from "../storage/node-identity.ts";
 import { ClaimsDb } from "../storage/claims-db.ts";
 import { GroupCommit } from "../storage/group-commit.ts";
 import { DataPaths } from "../storage/paths.ts";
@@ -21,6 +24,7 @@ import { authFailureGuard, rateLimit, RateLimiter } from "./middleware/rate-limi
 import { requestLog } from "./middleware/request-log/index.ts";
 import { routeIds } from "./middleware/route-ids/index.ts";
 import { RouteTable } from "./route-table.ts";
+import { auditRoutes } from "./routes/audit.ts";
 import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
 import { inboxRoutes } from "./routes/inbox.ts";
@@ -47,6 +51,10 @@ export interface ServerOptions {
   authFailuresPerMin?: number;
   /** most keys the rate limiter holds at once */
   rateLimitCapacity?: number;
+  /** the key and name audit checkpoints are signed with (default: the data directory's key, the host name) */
+  identity?: NodeIdentity;
+  /** how often grown audit trees get a signed checkpoint, in ms (0: only when one is asked for) */
+  checkpointIntervalMs?: number;
 }
 
 export const DEFAULTS = {
@@ -56,6 +64,7 @@ export const DEFAULTS = {
   publicRatePerMin: 120,
   authFailuresPerMin: 20,
   rateLimitCapacity: 100_000,
+  checkpointIntervalMs: CHECKPOINT_DEFAULTS.intervalMs,
   logger: (line: object): void => {
     process.stderr.write(`${JSON.stringify(line)}\n`);
   },
@@ -65,8 +74,8 @@ export const DEFAULTS = {
 export interface LinksApp {
   app: Hono<AppEnv>;
   /**
-   * Finishes the commits in flight, checkpoints, closes the claims database and releases the
-   * rate limiter's memory; the app answers nothing useful after.
+   * Finishes the commits in flight, checkpoints, signs the audit trees that grew, closes the
+   * databases and releases the rate limiter's memory; the app answers nothing useful after.
    */
   close(): Promise<void>;
 }
@@ -78,6 +87,10 @@ function positiveInt(name: string, value: number): number {
   return value;
 }
 
+function nonNegativeInt(name: string, value: number): number {
+  return value === 0 ? 0 : positiveInt(name, value);
+}
+
 export function createApp(opts: ServerOptions): LinksApp {
   if (typeof opts.dataDir !== "string" || opts.dataDir === "") throw new LinksError("invalid_argument", "dataDir is required");
   const o = {
@@ -87,6 +100,7 @@ export function createApp(opts: ServerOptions): LinksApp {
     publicRatePerMin: positiveInt("publicRatePerMin", opts.publicRatePerMin ?? DEFAULTS.publicRatePerMin),
     authFailuresPerMin: positiveInt("authFailuresPerMin", opts.authFailuresPerMin ?? DEFAULTS.authFailuresPerMin),
     rateLimitCapacity: positiveInt("rateLimitCapacity", opts.rateLimitCapacity ?? DEFAULTS.rateLimitCapacity),
+    checkpointIntervalMs: nonNegativeInt("checkpointIntervalMs", opts.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs),
     logger: opts.logger ?? DEFAULTS.logger,
     now: opts.now ?? DEFAULTS.now,
   };
@@ -105,9 +119,21 @@ export function createApp(opts: ServerOptions): LinksApp {
   const commit = new GroupCommit(paths);
   const claimsDb = new ClaimsDb(paths);
   claimsDb.catchUp();
+  const identity = opts.identity ?? loadNodeIdentity(paths, { onWarning: (m) => process.stderr.write(`links: warning: ${m}\n`) });
+  const auditIndex = new AuditIndex(paths);
+  const checkpoints = new CheckpointSigner(paths, auditIndex, identity, {
+    onRefusal: (message, scope) => {
+      process.stderr.write(`links: ERROR: ${message}\n`);
+      log({ ts: new Date(o.now()).toISOString(), event: "audit_checkpoint_refused", village: scope, detail: message });
+    },
+  });
+  checkpoints.start(o.checkpointIntervalMs);
   const deps: RouteDeps = {
     commit,
     claimsDb,
+    auditIndex,
+    checkpoints,
+    identity,
     app,
     routes,
     paths,
@@ -131,13 +157,19 @@ export function createApp(opts: ServerOptions): LinksApp {
   policyRoutes(deps);
   policyFeedRoutes(deps);
   quarantineRoutes(deps);
+  auditRoutes(deps);
 
+  let closing: Promise<void> | null = null;
   return {
     app,
-    close: async () => {
-      await commit.close();
-      claimsDb.close();
-      limiter.clear();
-    },
+    close: () =>
+      (closing ??= (async () => {
+        await commit.close();
+        // after the last commit: the rows it wrote get their checkpoint
+        await checkpoints.stop();
+        auditIndex.close();
+        claimsDb.close();
+        limiter.clear();
+      })()),
   };
 }

@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { LinksError } from "../core/errors.ts";
 import { recover } from "../storage/group-commit.ts";
+import { loadNodeIdentity } from "../storage/node-identity.ts";
 import { DataPaths } from "../storage/paths.ts";
 import { createApp, DEFAULTS } from "./app.ts";
 import { isLoopbackHost, urlHost } from "./net.ts";
@@ -25,6 +26,12 @@ export interface ServeOptions {
   logger?: (line: object) => void;
   /** where the startup line and warnings go (default stderr) */
   announce?: (line: string) => void;
+  /** the private key file audit checkpoints are signed with (default: <data>/node/ed25519.key, made if missing) */
+  nodeKeyFile?: string | undefined;
+  /** the node's name in its checkpoints (default: the host name) */
+  nodeName?: string | undefined;
+  /** how often grown audit trees are signed, in ms (0: only when a checkpoint is asked for) */
+  checkpointIntervalMs?: number | undefined;
 }
 
 export interface ServerHandle {
@@ -50,7 +57,9 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const announce = opts.announce ?? ((line: string) => process.stderr.write(`${line}\n`));
   const dataDir = resolve(opts.dataDir);
   const allowInsecureRemote = opts.allowInsecureRemote ?? DEFAULTS.allowInsecureRemote;
-  const recovered = recover(new DataPaths(dataDir));
+  const paths = new DataPaths(dataDir);
+  const identity = loadNodeIdentity(paths, { keyFile: opts.nodeKeyFile, name: opts.nodeName, onWarning: (m) => announce(`links: warning: ${m}`) });
+  const recovered = recover(paths);
   if (recovered.repaired > 0) {
     announce(`links: recovered ${recovered.repaired} of ${recovered.logged} bundles from the ingest log after a crash`);
   }
@@ -59,6 +68,8 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
     trustProxy: opts.trustProxy ?? DEFAULTS.trustProxy,
     allowInsecureRemote,
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+    identity,
+    checkpointIntervalMs: opts.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs,
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
 
