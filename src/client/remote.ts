@@ -25,7 +25,10 @@ export interface RemoteOptions {
 export interface RemoteResponse {
   status: number;
   headers: Headers;
+  /** the body parsed as JSON, or null (empty, or not JSON) */
   body: JsonValue | null;
+  /** the body as received */
+  bytes: Uint8Array;
 }
 
 export class Remote {
@@ -48,7 +51,13 @@ export class Remote {
   async request(
     method: "GET" | "POST",
     path: string,
-    init: { body?: Uint8Array | string; headers?: Record<string, string>; accept?: number[] } = {},
+    init: {
+      body?: Uint8Array | string;
+      headers?: Record<string, string>;
+      accept?: number[];
+      /** refuse (remote_error) an answer larger than this, without reading the rest */
+      maxBytes?: number;
+    } = {},
   ): Promise<RemoteResponse> {
     const headers: Record<string, string> = { accept: "application/json", ...init.headers };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
@@ -62,12 +71,12 @@ export class Remote {
         await Bun.sleep(retryAfter);
         continue;
       }
-      const bytes = new Uint8Array(await response.arrayBuffer());
+      const bytes = await readBody(response, init.maxBytes ?? Number.POSITIVE_INFINITY, `${method} ${path}`);
       const body = bytes.length === 0 ? null : tryParse(bytes);
       if (response.status >= 400 && !(init.accept ?? []).includes(response.status)) {
         throw errorFrom(response.status, body, `${method} ${path}`);
       }
-      return { status: response.status, headers: response.headers, body };
+      return { status: response.status, headers: response.headers, body, bytes };
     }
   }
 
@@ -99,6 +108,29 @@ function retryDelayMs(response: Response, attempt: number, waited: number, budge
   const ms = Number(header.trim()) * 1000;
   if (waited + ms > budget) return null;
   return Math.max(ms, 100);
+}
+
+async function readBody(response: Response, maxBytes: number, what: string): Promise<Uint8Array> {
+  const tooLarge = () => new LinksError("remote_error", `the answer to ${what} is larger than ${maxBytes} bytes`);
+  if (Number(response.headers.get("content-length") ?? 0) > maxBytes) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
+  if (!Number.isFinite(maxBytes) || response.body === null) return new Uint8Array(await response.arrayBuffer());
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
 }
 
 function tryParse(bytes: Uint8Array): JsonValue | null {
