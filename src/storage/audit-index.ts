@@ -14,118 +14,21 @@
 import { Database } from "bun:sqlite";
 import { closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { decodeBase64 } from "../core/base64.ts";
-import { BUNDLE_ID_RE } from "../core/bundle.ts";
-import { parseStored } from "../core/canonical.ts";
-import { normalizeDatetime } from "../core/datetime.ts";
 import { LinksError, storageError } from "../core/errors.ts";
 import {
   CompactRange,
   consistencyProof,
   hashesEqual,
-  HASH_BYTES,
   inclusionProof,
   leafHash,
   rootAt,
   type SubtreeHashes,
 } from "../core/merkle.ts";
+import { auditLeafOf, completeLines, isBlankLine, parseCheckpointLine, type KeptCheckpoint } from "./audit-records.ts";
 import { readFrom } from "./jsonl.ts";
-import { VILLAGE_ID_RE, type DataPaths } from "./paths.ts";
+import type { DataPaths } from "./paths.ts";
 
 const SCHEMA_VERSION = "1";
-/** bytes of the audit file read at a time while catching up (bounds the memory it takes) */
-const CATCH_UP_CHUNK = 4 * 1024 * 1024;
-const NL = 0x0a;
-
-/** What one stored audit line is in the trees. */
-export interface AuditLeaf {
-  /** the village whose tree holds it; null: the public scope */
-  scope: string | null;
-  action: string | null;
-  bundle_id: string | null;
-  /** the row stored a bundle in its village (ingest.accept, or a quarantine.approve that stored it) */
-  stored: boolean;
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-/**
- * The tree a stored line belongs to, or null when it is no leaf: a blank line, a line that is not
- * a JSON object (a torn append), or a village_id that is neither null nor a valid village id.
- * Only string fields are taken and the leaf is the line's own bytes, so the runtime's JSON.parse
- * serves (nothing read here is ever written back).
- */
-export function auditLeafOf(line: Uint8Array): AuditLeaf | null {
-  let row: unknown;
-  try {
-    row = JSON.parse(utf8.decode(line));
-  } catch {
-    return null;
-  }
-  if (typeof row !== "object" || row === null || Array.isArray(row)) return null;
-  const r = row as Record<string, unknown>;
-  const vid = r.village_id ?? null;
-  if (vid !== null && (typeof vid !== "string" || !VILLAGE_ID_RE.test(vid))) return null;
-  const action = typeof r.action === "string" ? r.action : null;
-  const bundleId = typeof r.bundle_id === "string" ? r.bundle_id : null;
-  const stored =
-    bundleId !== null &&
-    BUNDLE_ID_RE.test(bundleId) &&
-    (action === "ingest.accept" || (action === "quarantine.approve" && r.reason !== "already stored"));
-  return { scope: vid, action, bundle_id: bundleId, stored };
-}
-
-/** True for a line of spaces only (not a row, not an error). */
-export function isBlankLine(line: Uint8Array): boolean {
-  return line.every((b) => b === 0x20 || b === 0x09 || b === 0x0d);
-}
-
-export interface KeptCheckpoint {
-  village_id: string | null;
-  size: number;
-  root_hash: Uint8Array;
-  /** the signed note, as served */
-  note: string;
-  ts: string;
-}
-
-/** A line of store/audit/checkpoints.jsonl, checked field by field; null when malformed. */
-export function parseCheckpointLine(line: string): KeptCheckpoint | null {
-  let v: unknown;
-  try {
-    v = parseStored(line);
-  } catch {
-    return null;
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
-  const r = v as Record<string, unknown>;
-  const vid = r.village_id ?? null;
-  const root = typeof r.root_hash === "string" ? decodeBase64(r.root_hash) : null;
-  if (vid !== null && (typeof vid !== "string" || !VILLAGE_ID_RE.test(vid))) return null;
-  if (typeof r.size !== "number" || !Number.isSafeInteger(r.size) || r.size < 0) return null;
-  if (root === null || root.length !== HASH_BYTES || typeof r.note !== "string" || typeof r.ts !== "string" || normalizeDatetime(r.ts) === null) return null;
-  return { village_id: vid, size: r.size, root_hash: root, note: r.note, ts: r.ts };
-}
-
-/**
- * The complete lines of a file from byte `offset` on, read a chunk at a time under the shared
- * lock; a torn last line (no newline yet) is not yielded. Returns where the last line ended.
- */
-export function* completeLines(path: string, offset = 0): Generator<{ offset: number; line: Uint8Array; withNewline: Uint8Array }, number> {
-  for (;;) {
-    let buf = readFrom(path, offset, CATCH_UP_CHUNK);
-    // one line longer than a chunk: read on to its end
-    if (buf !== null && buf.length === CATCH_UP_CHUNK && buf.indexOf(NL) < 0) buf = readFrom(path, offset);
-    if (buf === null || buf.length === 0) return offset;
-    let start = 0;
-    for (let nl = buf.indexOf(NL); nl >= 0; nl = buf.indexOf(NL, start)) {
-      yield { offset: offset + start, line: buf.subarray(start, nl), withNewline: buf.subarray(start, nl + 1) };
-      start = nl + 1;
-    }
-    if (start === 0) return offset;
-    offset += start;
-  }
-}
 
 function sha256(data: Uint8Array): Uint8Array {
   return new Uint8Array(new Bun.CryptoHasher("sha256").update(data).digest());
@@ -477,7 +380,9 @@ export class AuditIndex {
 
   /**
    * Rows that stored a bundle in this village (action ingest.accept, or quarantine.approve that
-   * stored it), leaf index > after, in leaf order: the village's acceptance order.
+   * stored it), leaf index > after, in leaf order: the village's acceptance order. The leaf
+   * index is a cursor that survives restarts and reindexing (the audit file is append-only);
+   * after = -1 starts from the beginning.
    */
   acceptedSince(villageId: string, after: number, limit: number): Array<{ leaf: number; bundle_id: string }> {
     this.catchUp();

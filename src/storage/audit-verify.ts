@@ -12,7 +12,8 @@ import { checkpointOrigin, NODE_NAME_RE } from "../core/audit-origin.ts";
 import { LinksError } from "../core/errors.ts";
 import { CompactRange, EMPTY_ROOT, hashesEqual, leafHash } from "../core/merkle.ts";
 import { ed25519KeyId, openCheckpoint, parseNote } from "../core/signed-note.ts";
-import { AuditIndex, auditLeafOf, completeLines, isBlankLine, parseCheckpointLine } from "./audit-index.ts";
+import { AuditIndex } from "./audit-index.ts";
+import { auditLeafOf, completeLines, isBlankLine, parseCheckpointLine } from "./audit-records.ts";
 import type { DataPaths } from "./paths.ts";
 
 export interface TreeReport {

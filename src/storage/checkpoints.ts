@@ -18,7 +18,8 @@ import { nowIso } from "../core/datetime.ts";
 import { storageError } from "../core/errors.ts";
 import { hashesEqual, verifyConsistency } from "../core/merkle.ts";
 import { signCheckpoint } from "../core/signed-note.ts";
-import type { AuditIndex, KeptCheckpoint } from "./audit-index.ts";
+import type { AuditIndex } from "./audit-index.ts";
+import type { KeptCheckpoint } from "./audit-records.ts";
 import { fdatasyncFile } from "./group-commit.ts";
 import { lockedAppend } from "./jsonl.ts";
 import type { NodeIdentity } from "./node-identity.ts";
@@ -67,7 +68,8 @@ export class CheckpointSigner {
 
   /** Stops the timer, waits for a pass in flight, then signs what grew since (a clean stop). */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    if (!this.timer) return;
+    clearInterval(this.timer);
     this.timer = null;
     await this.signGrown();
   }

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { leafHash, rootOfLeaves, verifyConsistency, verifyInclusion } from "../../../src/core/merkle.ts";
 import { appendAudit } from "../../../src/storage/audit.ts";
-import { AuditIndex, auditLeafOf } from "../../../src/storage/audit-index.ts";
+import { AuditIndex } from "../../../src/storage/audit-index.ts";
+import { auditLeafOf } from "../../../src/storage/audit-records.ts";
 import { replaceJsonl } from "../../../src/storage/jsonl.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
 
