@@ -55,8 +55,9 @@ const LAYOUT = [
   /^store\/(quarantine|rejected)\/[A-Za-z0-9_-]{1,64}\/[0-9a-f]{32}(\.meta)?\.json$/,
   /^store\/quarantine\/[A-Za-z0-9_-]{1,64}\.lock$/,
   /^store\/index\/[a-z._]+$/,
-  /^store\/index\/claims\.sqlite(-wal|-shm)?$/,
-  /^store\/audit\/audit\.log\.jsonl(\.lock)?$/,
+  /^store\/index\/(claims|audit)\.sqlite(-wal|-shm)?$/,
+  /^store\/audit\/(audit\.log|checkpoints)\.jsonl(\.lock)?$/,
+  /^node\/ed25519\.(key|pub)$/,
 ];
 
 export interface PathsResult {
