@@ -30,11 +30,10 @@ export interface IdentityOptions {
   onWarning?: (message: string) => void;
 }
 
-/** The host name when it can serve as a node name. */
+/** The host name, with any character a node name cannot hold made a "-". */
 export function defaultNodeName(): string {
-  const host = hostname();
-  if (NODE_NAME_RE.test(host)) return host;
-  throw new LinksError("invalid_argument", `the host name ${JSON.stringify(host.slice(0, 80))} cannot be a node name: give one with --node-name`);
+  const name = hostname().replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 128);
+  return NODE_NAME_RE.test(name) ? name : "links-node";
 }
 
 function readSeed(path: string, onWarning?: (message: string) => void): Uint8Array {

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { hostname } from "node:os";
 import { decodeBase64 } from "../../../src/core/base64.ts";
 import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
 import { leafHash, verifyConsistency, verifyInclusion } from "../../../src/core/merkle.ts";
 import { openCheckpoint, type Checkpoint } from "../../../src/core/signed-note.ts";
 import { addMember } from "../../../src/storage/members.ts";
+import { defaultNodeName } from "../../../src/storage/node-identity.ts";
 import { createVillage } from "../../../src/storage/villages.ts";
 import { json, makeNode, signedBundle, VID, type Node } from "./helpers.ts";
 
@@ -55,7 +55,7 @@ describe("GET /.well-known/links/node", () => {
     const res = await node.send("GET", "/.well-known/links/node");
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body.name).toBe(hostname());
+    expect(body.name).toBe(defaultNodeName());
     expect((decodeBase64(body.public_key as string) as Uint8Array).length).toBe(32);
     expect(body.key_hash).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -66,7 +66,7 @@ describe("a village's audit log over HTTP", () => {
     node = makeNode({ server: { checkpointIntervalMs: 20 } });
     await push(node, 3);
     const first = await checkpointOf(node, 3);
-    expect(first.origin).toBe(`links/${hostname()}/${VID}`);
+    expect(first.origin).toBe(`links/${defaultNodeName()}/${VID}`);
     await push(node, 2);
     const second = await checkpointOf(node, 5);
     const proof = await hashes(await node.send("GET", `${AUDIT}/proof/consistency?from=${first.size}&to=${second.size}`, { token: node.tokens.observer }));
@@ -102,7 +102,7 @@ describe("a village's audit log over HTTP", () => {
     node = makeNode({ server: { checkpointIntervalMs: 0 } });
     const c = await checkpoint(node);
     expect(c.size).toBe(0);
-    expect(c.origin).toBe(`links/${hostname()}/${VID}`);
+    expect(c.origin).toBe(`links/${defaultNodeName()}/${VID}`);
   });
 
   describe("bad requests are clear 400s", () => {

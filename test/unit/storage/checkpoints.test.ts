@@ -8,7 +8,8 @@ import { appendAudit } from "../../../src/storage/audit.ts";
 import { AuditIndex } from "../../../src/storage/audit-index.ts";
 import { parseCheckpointLine, type KeptCheckpoint } from "../../../src/storage/audit-records.ts";
 import { CheckpointSigner } from "../../../src/storage/checkpoints.ts";
-import { loadNodeIdentity, nodePublicKeyFile, type NodeIdentity } from "../../../src/storage/node-identity.ts";
+import { NODE_NAME_RE } from "../../../src/core/audit-origin.ts";
+import { defaultNodeName, loadNodeIdentity, nodePublicKeyFile, type NodeIdentity } from "../../../src/storage/node-identity.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
 
 const dirs: string[] = [];
@@ -56,6 +57,10 @@ describe("the node identity", () => {
     expect(readFileSync(nodePublicKeyFile(paths), "utf8").trim()).toBe(Buffer.from(identity.publicKey).toString("base64"));
     const again = loadNodeIdentity(paths, { name: "node-a" });
     expect(again.keyHash).toBe(identity.keyHash);
+  });
+
+  test("defaults to the host name, made fit to be a node name", () => {
+    expect(defaultNodeName()).toMatch(NODE_NAME_RE);
   });
 
   test("refuses a node name that cannot be a key name or an origin segment", () => {
