@@ -27,6 +27,10 @@ export default defineCommand({
       description: "Accept bearer tokens over plain HTTP from non-loopback peers (not recommended)",
     },
     "max-body": { type: "string", description: "Largest request body", default: "1MiB", valueHint: "size" },
+    "metrics-public": {
+      type: "boolean",
+      description: "Answer GET /metrics to any peer (default: peers on this host only)",
+    },
     "node-key": { type: "string", description: "Private key file that signs the audit checkpoints (default: <data>/node/ed25519.key, made on first start)", valueHint: "file" },
     "node-name": { type: "string", description: "The node's name in its audit checkpoints (default: the host name)", valueHint: "name" },
     "checkpoint-interval": { type: "string", description: "Seconds between signing the audit trees that grew (0: only when a checkpoint is asked for)", default: "2", valueHint: "seconds" },
@@ -43,6 +47,7 @@ export default defineCommand({
       trustProxy: repeated(rawArgs, "--trust-proxy"),
       allowInsecureRemote: Boolean(args["allow-insecure-remote"]),
       maxBodyBytes: parseByteSize(args["max-body"], "max-body"),
+      metricsPublic: Boolean(args["metrics-public"]),
       nodeKeyFile: args["node-key"],
       nodeName: args["node-name"],
       checkpointIntervalMs: parseSeconds(args["checkpoint-interval"], "checkpoint-interval"),

@@ -46,9 +46,13 @@ export const ERROR_STATUS = {
   policy_quorum_not_met: 403,
   policy_expired: 409,
   policy_rollback: 409,
+  policy_replay: 409,
   policy_divergence: 409,
   policy_lineage: 409,
+  policy_incomplete: 400,
+  policy_already_signed: 409,
   unknown_policy_hash: 404,
+  policy_update_not_found: 404,
   // audit log: a history that is not an extension of one already signed or seen
   audit_inconsistent: 409,
   // resources

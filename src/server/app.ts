@@ -3,7 +3,7 @@
  * process, through `app.request`/`app.fetch`) and by `startServer`.
  *
  * Order of the middleware (design: "The village inbox: one pipeline"):
- *   request-log > client-ip > loopback-guard > [route] ids > auth > rate limit > body > handler
+ *   metrics > request-log > client-ip > loopback-guard > [route] ids > auth > rate limit > body > handler
  */
 import { Hono } from "hono";
 import { LinksError } from "../core/errors.ts";
@@ -23,11 +23,17 @@ import { loopbackGuard } from "./middleware/loopback-guard/index.ts";
 import { authFailureGuard, rateLimit, RateLimiter } from "./middleware/rate-limit/index.ts";
 import { requestLog } from "./middleware/request-log/index.ts";
 import { routeIds } from "./middleware/route-ids/index.ts";
+import { NodeMetrics } from "./metrics-node.ts";
 import { RouteTable } from "./route-table.ts";
+import { adminRoutes } from "./routes/admin.tsx";
+import { recentAuditRoutes } from "./routes/audit-recent.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
 import { inboxRoutes } from "./routes/inbox.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
+import { myVillagesRoutes } from "./routes/my-villages.ts";
+import { openApiRoutes } from "./routes/openapi.ts";
 import { policyFeedRoutes } from "./routes/policy-feed.ts";
 import { policyRoutes } from "./routes/policy.ts";
 import { publicRoutes } from "./routes/public.ts";
@@ -51,6 +57,8 @@ export interface ServerOptions {
   authFailuresPerMin?: number;
   /** most keys the rate limiter holds at once */
   rateLimitCapacity?: number;
+  /** answer GET /metrics to any peer, not only to this host */
+  metricsPublic?: boolean;
   /** the key and name audit checkpoints are signed with (default: the data directory's key, the host name) */
   identity?: NodeIdentity;
   /** how often grown audit trees get a signed checkpoint, in ms (0: only when one is asked for) */
@@ -64,6 +72,7 @@ export const DEFAULTS = {
   publicRatePerMin: 120,
   authFailuresPerMin: 20,
   rateLimitCapacity: 100_000,
+  metricsPublic: false,
   checkpointIntervalMs: CHECKPOINT_DEFAULTS.intervalMs,
   logger: (line: object): void => {
     process.stderr.write(`${JSON.stringify(line)}\n`);
@@ -73,6 +82,8 @@ export const DEFAULTS = {
 
 export interface LinksApp {
   app: Hono<AppEnv>;
+  /** every route the app serves, with its description (the OpenAPI document's source) */
+  routes: RouteTable;
   /**
    * Finishes the commits in flight, checkpoints, signs the audit trees that grew, closes the
    * databases and releases the rate limiter's memory; the app answers nothing useful after.
@@ -100,6 +111,7 @@ export function createApp(opts: ServerOptions): LinksApp {
     publicRatePerMin: positiveInt("publicRatePerMin", opts.publicRatePerMin ?? DEFAULTS.publicRatePerMin),
     authFailuresPerMin: positiveInt("authFailuresPerMin", opts.authFailuresPerMin ?? DEFAULTS.authFailuresPerMin),
     rateLimitCapacity: positiveInt("rateLimitCapacity", opts.rateLimitCapacity ?? DEFAULTS.rateLimitCapacity),
+    metricsPublic: opts.metricsPublic ?? DEFAULTS.metricsPublic,
     checkpointIntervalMs: nonNegativeInt("checkpointIntervalMs", opts.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs),
     logger: opts.logger ?? DEFAULTS.logger,
     now: opts.now ?? DEFAULTS.now,
@@ -109,16 +121,21 @@ export function createApp(opts: ServerOptions): LinksApp {
   const limiter = new RateLimiter({ capacity: o.rateLimitCapacity, now: o.now });
   const log = (line: object): void => o.logger(line);
 
+  const commit = new GroupCommit(paths);
+  const metrics = new NodeMetrics({ paths, routes, commit: commit.stats });
+
   const app = new Hono<AppEnv>();
   app.onError(errorHandler({ log, dataRoot: paths.root, routes }));
   app.notFound(notFoundHandler({ log, dataRoot: paths.root, routes }));
+  app.use(metrics.http());
   app.use(requestLog({ logger: log, now: o.now }));
   app.use(clientIp({ trustProxy: o.trustProxy }));
   app.use(loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote }));
 
-  const commit = new GroupCommit(paths);
   const claimsDb = new ClaimsDb(paths);
   claimsDb.catchUp();
+  const members = new MemberDirectory(paths);
+  const authFailures = authFailureGuard({ limiter, perWindow: o.authFailuresPerMin, refusals: metrics.refusals.auth_failures });
   const identity = opts.identity ?? loadNodeIdentity(paths, { onWarning: (m) => process.stderr.write(`links: warning: ${m}\n`) });
   const auditIndex = new AuditIndex(paths);
   const checkpoints = new CheckpointSigner(paths, auditIndex, identity, {
@@ -138,17 +155,23 @@ export function createApp(opts: ServerOptions): LinksApp {
     routes,
     paths,
     now: o.now,
+    members,
+    authFailures,
+    metrics,
     ids: routeIds({ paths }),
-    auth: bearerAuth({
-      directory: new MemberDirectory(paths),
-      failures: authFailureGuard({ limiter, perWindow: o.authFailuresPerMin }),
-    }),
+    auth: bearerAuth({ directory: members, failures: authFailures }),
     memberLimit: rateLimit({
       limiter,
       key: (c) => `member:${c.get("villageId")}:${c.get("member").memberId}`,
       limit: (c) => c.get("policy").rate_limit_per_min,
+      refusals: metrics.refusals.member,
     }),
-    publicLimit: rateLimit({ limiter, key: (c) => `public:${c.get("clientIp")}`, limit: () => o.publicRatePerMin }),
+    publicLimit: rateLimit({
+      limiter,
+      key: (c) => `public:${c.get("clientIp")}`,
+      limit: () => o.publicRatePerMin,
+      refusals: metrics.refusals.public,
+    }),
     jsonBody: bodyLimit({ maxBytes: o.maxBodyBytes, json: true }),
   };
   publicRoutes(deps);
@@ -157,11 +180,17 @@ export function createApp(opts: ServerOptions): LinksApp {
   policyRoutes(deps);
   policyFeedRoutes(deps);
   quarantineRoutes(deps);
+  myVillagesRoutes(deps);
+  recentAuditRoutes(deps);
+  adminRoutes(deps);
+  metricsRoutes(deps, { public: o.metricsPublic });
+  openApiRoutes(deps);
   auditRoutes(deps);
 
   let closing: Promise<void> | null = null;
   return {
     app,
+    routes,
     close: () =>
       (closing ??= (async () => {
         await commit.close();

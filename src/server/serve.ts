@@ -21,6 +21,8 @@ export interface ServeOptions {
   /** accept bearer tokens over plain HTTP from remote peers */
   allowInsecureRemote?: boolean;
   maxBodyBytes?: number;
+  /** answer GET /metrics to any peer, not only to this host */
+  metricsPublic?: boolean;
   /** install SIGTERM/SIGINT handlers that stop gracefully and exit 0 (default true) */
   handleSignals?: boolean;
   logger?: (line: object) => void;
@@ -68,6 +70,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
     trustProxy: opts.trustProxy ?? DEFAULTS.trustProxy,
     allowInsecureRemote,
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+    metricsPublic: opts.metricsPublic ?? DEFAULTS.metricsPublic,
     identity,
     checkpointIntervalMs: opts.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs,
     ...(opts.logger ? { logger: opts.logger } : {}),

@@ -9,6 +9,7 @@ import { closeSync, constants, existsSync, fdatasync, openSync, statSync } from 
 import { normalizeBundle, requireVerified } from "../core/bundle.ts";
 import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { storageError } from "../core/errors.ts";
+import { Histogram } from "../core/stats.ts";
 import { appendAudit, auditRow, type AuditEntry, type AuditRow } from "./audit.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { dropJsonlPrefix, lockedAppend, readJsonl, readJsonlFrom } from "./jsonl.ts";
@@ -23,6 +24,16 @@ export const GROUP_COMMIT_DEFAULTS = {
   checkpointBytes: 32 * 1024 * 1024,
   checkpointMs: 10_000,
 };
+
+/** What the node's metrics read: filled in as batches commit and checkpoints finish. */
+export class GroupCommitStats {
+  readonly batchSize = new Histogram([1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
+  readonly fsyncSeconds = new Histogram([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+  checkpoints = 0;
+  checkpointFailures = 0;
+  /** ms since the epoch of the last checkpoint that finished, or null */
+  lastCheckpointMs: number | null = null;
+}
 
 export interface CommitItem extends StoreItem {
   audit: AuditEntry;
@@ -50,6 +61,7 @@ export class GroupCommit {
   private needsRepair = false;
   private checkpointing: Promise<void> | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
+  readonly stats = new GroupCommitStats();
 
   constructor(
     private readonly paths: DataPaths,
@@ -97,7 +109,10 @@ export class GroupCommit {
         return `{"audit":${audit},"bundle":${item.text},"village_id":${toJsonText(item.villageId)},"visibility":${toJsonText(item.visibility)}}`;
       });
       lockedAppend(this.paths.ingestLogFile(), lines, { fsync: false });
+      this.stats.batchSize.observe(batch.length);
+      const syncStart = performance.now();
       await fdatasyncFile(this.paths.ingestLogFile());
+      this.stats.fsyncSeconds.observe((performance.now() - syncStart) / 1000);
       this.logBytes += lines.reduce((n, l) => n + l.length + 1, 0);
       // Durable from here on: the log holds each bundle and its audit row.
       const results = storeBundles(this.paths, batch.map((p) => p.item), { sync: false });
@@ -122,8 +137,13 @@ export class GroupCommit {
     if (!this.checkpointDue && this.logBytes < this.opts.checkpointBytes) return;
     this.checkpointDue = false;
     this.checkpointing = this.checkpointAsync()
+      .then(() => {
+        this.stats.checkpoints++;
+        this.stats.lastCheckpointMs = Date.now();
+      })
       .catch((e) => {
         this.checkpointDue = true;
+        this.stats.checkpointFailures++;
         process.stderr.write(`links: warning: checkpoint failed, will retry: ${(e as Error).message}\n`);
       })
       .finally(() => {

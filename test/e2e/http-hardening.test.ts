@@ -237,7 +237,7 @@ describe("ids that could become paths, in every id position over HTTP", () => {
     expect(statSync("/etc/passwd").mtimeMs).toBe(passwdMtime);
     for (const f of listFiles(data)) {
       expect(f).toMatch(
-        /^(villages\/v1\/[a-z_]+\.jsonl?(\.lock)?|store\/(audit|index)\/[a-z.]+\.jsonl(\.lock)?|store\/index\/(claims|audit)\.sqlite(-wal|-shm|-journal)?|node\/ed25519\.(key|pub)|store\/(bundles|quarantine)\/v1\/[0-9a-f]{32}(\.meta)?\.json|store\/quarantine\/v1\.lock|store\/bundles\/v1\/latest\.ptr)$/,
+        /^(villages\/v1\/[a-z_]+\.jsonl?(\.lock)?|villages\/v1\/policy_chain\/(head\.json|payloads\/[0-9a-f]{64})|store\/(audit|index)\/[a-z.]+\.jsonl(\.lock)?|store\/index\/(claims|audit)\.sqlite(-wal|-shm|-journal)?|node\/ed25519\.(key|pub)|store\/(bundles|quarantine)\/v1\/[0-9a-f]{32}(\.meta)?\.json|store\/quarantine\/v1\.lock|store\/bundles\/v1\/latest\.ptr)$/,
       );
     }
     expect(existsSync(join(data, "store/quarantine/v1", `${heldId}.json`))).toBe(true);

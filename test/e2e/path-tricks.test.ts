@@ -208,7 +208,7 @@ describe("after every trick", () => {
   test("the data directory holds only the village v1 and the store", () => {
     const files = listFiles(data);
     for (const f of files) {
-      expect(f).toMatch(/^(villages\/v1\/[a-z_]+\.jsonl?(\.lock)?|store\/(audit|index)\/[a-z.]+\.jsonl|store\/(bundles|quarantine)\/v1\/[0-9a-f]{32}(\.meta)?\.json|store\/quarantine\/v1\.lock|store\/bundles\/v1\/latest\.ptr)$/);
+      expect(f).toMatch(/^(villages\/v1\/[a-z_]+\.jsonl?(\.lock)?|villages\/v1\/policy_chain\/(head\.json|payloads\/[0-9a-f]{64})|store\/(audit|index)\/[a-z.]+\.jsonl|store\/(bundles|quarantine)\/v1\/[0-9a-f]{32}(\.meta)?\.json|store\/quarantine\/v1\.lock|store\/bundles\/v1\/latest\.ptr)$/);
     }
     expect(files).toContain("villages/v1/village.json");
   });

@@ -5,9 +5,12 @@ import type { AuditIndex } from "../../storage/audit-index.ts";
 import type { CheckpointSigner } from "../../storage/checkpoints.ts";
 import type { ClaimsDb } from "../../storage/claims-db.ts";
 import type { GroupCommit } from "../../storage/group-commit.ts";
+import type { MemberDirectory } from "../../storage/members.ts";
 import type { NodeIdentity } from "../../storage/node-identity.ts";
 import type { DataPaths } from "../../storage/paths.ts";
 import type { AppEnv } from "../context.ts";
+import type { NodeMetrics } from "../metrics-node.ts";
+import type { AuthFailureGuard } from "../middleware/rate-limit/index.ts";
 import type { RouteTable } from "../route-table.ts";
 
 export interface RouteDeps {
@@ -27,6 +30,12 @@ export interface RouteDeps {
   now: () => number;
   /** step 1: path ids checked, village read */
   ids: MiddlewareHandler<AppEnv>;
+  /** the member ledgers, cached (what auth reads) */
+  members: MemberDirectory;
+  /** failed authentications per client address (what auth counts) */
+  authFailures: AuthFailureGuard;
+  /** the node's metrics: stats the routes record into, and the registry /metrics renders */
+  metrics: NodeMetrics;
   /** step 2: bearer token -> member with this right */
   auth: (right: Right) => MiddlewareHandler<AppEnv>;
   /** step 3 for village routes: per village+member, the policy's rate_limit_per_min */

@@ -5,6 +5,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { LinksError } from "../../../core/errors.ts";
+import { assertPolicyHash } from "../../../core/policy-update.ts";
 import { assertBundleId, assertVillageId, type DataPaths } from "../../../storage/paths.ts";
 import { readVillage, villagePolicy } from "../../../storage/villages.ts";
 import type { AppEnv } from "../../context.ts";
@@ -17,6 +18,7 @@ export interface RouteIdsOptions {
 const CHECKS: Readonly<Record<string, (value: unknown) => string>> = {
   id: assertVillageId,
   bundle_id: assertBundleId,
+  policy_hash: (value) => assertPolicyHash(value),
 };
 
 export function routeIds(opts: RouteIdsOptions): MiddlewareHandler<AppEnv> {
