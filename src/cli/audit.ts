@@ -4,11 +4,12 @@ import { existsSync } from "node:fs";
 import { LinksError } from "../core/errors.ts";
 import { tailAudit } from "../storage/audit.ts";
 import { verifyAuditLog, type TreeReport } from "../storage/audit-verify.ts";
-import { readPublicKeyFile } from "../storage/keys.ts";
+import { readPublicKeyOf } from "../storage/keys.ts";
 import { nodePublicKeyFile } from "../storage/node-identity.ts";
 import { assertVillageId } from "../storage/paths.ts";
 import { dataArgs, jsonArgs, parsePositiveInt, printJson } from "./common.ts";
 import { openData } from "./context.ts";
+import { printable } from "../core/printable.ts";
 import { ExitCode } from "./run.ts";
 
 const tail = defineCommand({
@@ -28,16 +29,17 @@ const tail = defineCommand({
     });
     if (args.json) return printJson(rows);
     for (const r of rows) {
-      const who = r.actor ? ` by ${r.actor}` : "";
-      const what = [r.village_id && `village=${r.village_id}`, r.bundle_id && `bundle=${r.bundle_id}`, r.reason && `reason=${r.reason}`]
+      // Every field is stored text (a reason can hold what a client sent): escaped, one row per line.
+      const who = r.actor ? ` by ${printable(r.actor)}` : "";
+      const what = [r.village_id && `village=${printable(r.village_id)}`, r.bundle_id && `bundle=${printable(r.bundle_id)}`, r.reason && `reason=${printable(r.reason)}`]
         .filter(Boolean)
         .join(" ");
-      process.stdout.write(`${r.ts}  ${r.action}${who}  ${what}\n`);
+      process.stdout.write(`${printable(r.ts)}  ${printable(r.action)}${who}  ${what}\n`);
     }
   },
 });
 
-/** One line per tree; ids printed here are checked village ids, the rest is numbers and fixed text. */
+/** One line per tree: checked village ids, numbers, checked timestamps and fixed text. */
 function treeLine(t: TreeReport): string {
   const what = t.village_id === null ? "public scope" : `village ${t.village_id}`;
   if (t.status === "bad") {
@@ -59,7 +61,7 @@ const verify = defineCommand({
   async run({ args }) {
     const paths = openData(args);
     const keyFile = args["public-key"] ?? nodePublicKeyFile(paths);
-    const publicKey = args["public-key"] !== undefined || existsSync(keyFile) ? await readPublicKeyFile(keyFile) : null;
+    const publicKey = args["public-key"] !== undefined || existsSync(keyFile) ? (await readPublicKeyOf(keyFile)).publicKey : null;
     const report = verifyAuditLog(paths, {
       villageId: args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]),
       publicKey,
@@ -70,8 +72,8 @@ const verify = defineCommand({
       if (bad.length > 0) throw new ExitCode(1);
       return;
     }
-    for (const w of report.warnings) process.stderr.write(`links: warning: ${w}\n`);
-    for (const t of report.trees) process.stdout.write(`${treeLine(t)}\n`);
+    for (const w of report.warnings) process.stderr.write(`links: warning: ${printable(w)}\n`);
+    for (const t of report.trees) process.stdout.write(`${printable(treeLine(t))}\n`);
     if (report.trees.length === 0) process.stdout.write("no audit rows\n");
     if (bad.length > 0) {
       const which = bad.map((t) => (t.village_id === null ? "the public scope" : `village ${t.village_id}`)).join(", ");

@@ -2,6 +2,8 @@
 import { defineCommand } from "citty";
 import { parseJson, toJsonText } from "../core/canonical.ts";
 import { isLinksError } from "../core/errors.ts";
+import { printable } from "../core/printable.ts";
+import { CLIENT_DEFAULTS } from "../client/remote.ts";
 import { policyHash } from "../core/policy-update.ts";
 import { onRemote, pullPolicy, readLocalVillage, remoteHead, type PullReport } from "../client/policy-pull.ts";
 import { assertVillageId } from "../storage/paths.ts";
@@ -26,9 +28,9 @@ export const applyRemote = defineCommand({
     const raw = readInputFile(args.file, "policy file");
     parseJson(raw);
     const remote = remoteFor(args, { tokenRequired: true });
-    const res = await onRemote(remote, vid, () => remote.request("POST", `/villages/${vid}/policy`, { body: raw }));
+    const res = await onRemote(remote, vid, () => remote.request("POST", `/villages/${vid}/policy`, { body: raw, maxBytes: CLIENT_DEFAULTS.smallAnswerBytes }));
     if (args.json) printJson(res.body);
-    else say(`${(res.body as { status?: unknown } | null)?.status === "unchanged" ? "unchanged" : "applied"}: ${toJsonText(res.body)}`);
+    else say(`${(res.body as { status?: unknown } | null)?.status === "unchanged" ? "unchanged" : "applied"}: ${printable(toJsonText(res.body), { max: 2000 })}`);
   },
 });
 
@@ -44,7 +46,7 @@ function printPull(report: PullReport, json: boolean | undefined): void {
 function printRefusal(e: unknown, vid: string, json: boolean | undefined): never {
   if (!isLinksError(e)) throw e;
   if (json) printJson({ status: "refused", village_id: vid, code: e.code, detail: e.detail });
-  else say(`refused: ${e.detail} [${e.code}]; the local policy is unchanged`);
+  else say(`refused: ${printable(e.detail, { max: 2000 })} [${e.code}]; the local policy is unchanged`);
   throw new ExitCode(1);
 }
 

@@ -3,6 +3,7 @@ import { groupMeta } from "./groups.ts";
 import { parseJson, sha256Hex } from "../core/canonical.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
 import { publicKeyFromSeed } from "../core/ed25519.ts";
+import { printable } from "../core/printable.ts";
 import {
   addPolicySignature,
   isPolicyUpdateArtifact,
@@ -68,14 +69,14 @@ const verify = defineCommand({
     } else {
       for (const c of report.checks) {
         const listed = allowlist && c.key_hash ? (allowlist.has(c.key_hash) ? ", allowlisted" : ", NOT allowlisted") : "";
-        say(`  ${c.where}: key ${c.key_hash ?? "(unreadable)"} ${c.valid ? "verifies" : "does NOT verify"}${listed}`);
+        say(`  ${printable(c.where)}: key ${printable(c.key_hash ?? "(unreadable)")} ${c.valid ? "verifies" : "does NOT verify"}${listed}`);
       }
       if (quorum) say(`quorum of ${vid}: ${quorum.allowlisted.length} of ${quorum.required} required allowlisted signer(s): ${quorum.met ? "met" : "NOT met"}`);
       if (otherVillage && update) say(`the artifact is for village ${JSON.stringify(update.village_id)}, not ${vid}`);
       if (expired && update?.generation === "v2") say(`expired at ${update.expires_at}: no village applies it`);
       say(report.valid
         ? `valid ${report.generation} policy update, policy_hash ${report.policy_hash}, ${report.signers.length} signer(s)`
-        : `invalid: ${report.detail} [${report.code}]`);
+        : `invalid: ${printable(report.detail)} [${report.code}]`);
     }
     if (status === "invalid") throw new ExitCode(VERIFY_EXIT.invalid);
     if (status === "expired") throw new ExitCode(VERIFY_EXIT.expired);

@@ -9,14 +9,14 @@
  * without `since` when the filtered array holds no path. Either way the run then goes through
  * exactly the same checks.
  */
-import type { JsonValue } from "../core/canonical.ts";
+import { SHA256_HEX_RE, type JsonValue } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
 import { runByLineage } from "../core/policy-chain.ts";
 import { assertPolicyHash, normalizePolicyUpdate, policyHash, type PolicyUpdate } from "../core/policy-update.ts";
 import type { DataPaths } from "../storage/paths.ts";
 import { applyPolicyRun, checkPolicyRun, policyChain } from "../storage/policy.ts";
 import { readVillage, type Village } from "../storage/villages.ts";
-import type { Remote } from "./remote.ts";
+import { CLIENT_DEFAULTS, type Remote } from "./remote.ts";
 
 export interface PullReport {
   status: "aligned" | "behind" | "applied";
@@ -28,6 +28,8 @@ export interface PullReport {
 
 const PAGE = 100;
 const MAX_UPDATES = 10_000;
+/** what a cursor this node hands out looks like (base64url, short); anything else is not followed */
+const CURSOR_RE = /^[A-Za-z0-9_-]{1,256}$/;
 
 /** The local village, or village_not_found saying it is the local one that is missing. */
 export function readLocalVillage(paths: DataPaths, vid: string): Village {
@@ -55,7 +57,11 @@ export async function onRemote<T>(remote: Remote, vid: string, call: () => Promi
 
 export async function remoteHead(remote: Remote, vid: string, localHead: string): Promise<{ hash: string; same: boolean }> {
   const res = await onRemote(remote, vid, () =>
-    remote.request("GET", `/villages/${vid}/policy/latest`, { headers: { "if-none-match": `"${localHead}"` }, accept: [304] }),
+    remote.request("GET", `/villages/${vid}/policy/latest`, {
+      headers: { "if-none-match": `"${localHead}"` },
+      accept: [304],
+      maxBytes: CLIENT_DEFAULTS.policyHeadBytes,
+    }),
   );
   if (res.status === 304) return { hash: localHead, same: true };
   const hash = (res.body as { policy_hash?: unknown } | null)?.policy_hash;
@@ -68,9 +74,21 @@ export async function remoteHead(remote: Remote, vid: string, localHead: string)
   return { hash, same: hash === localHead };
 }
 
+/** An update's hashes are hashes, and its village id an id, before anything compares or prints them. */
+function checkedFields(update: PolicyUpdate, n: number): PolicyUpdate {
+  const previous = update.generation === "v2" ? update.previous_policy_hash : null;
+  if (!SHA256_HEX_RE.test(update.policy_hash) || (previous !== null && !SHA256_HEX_RE.test(previous))) {
+    throw new LinksError("remote_error", `the node's update ${n} has a policy_hash or previous_policy_hash that is not 64 lowercase hex characters`);
+  }
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(update.village_id)) {
+    throw new LinksError("remote_error", `the node's update ${n} has a village_id that is not a village id`);
+  }
+  return update;
+}
+
 function normalizeAll(items: JsonValue[]): PolicyUpdate[] {
   if (items.length > MAX_UPDATES) throw new LinksError("remote_error", `the node sent more than ${MAX_UPDATES} updates`);
-  return items.map((u) => normalizePolicyUpdate(u));
+  return items.map((u, i) => checkedFields(normalizePolicyUpdate(u), i + 1));
 }
 
 type Answer = { kind: "links"; updates: PolicyUpdate[]; nextCursor: string | null } | { kind: "array"; updates: PolicyUpdate[] };
@@ -78,11 +96,15 @@ type Answer = { kind: "links"; updates: PolicyUpdate[]; nextCursor: string | nul
 async function fetchUpdates(remote: Remote, vid: string, query: URLSearchParams): Promise<Answer> {
   const res = await onRemote(remote, vid, () => remote.request("GET", `/villages/${vid}/policy/updates?${query}`));
   if (Array.isArray(res.body)) return { kind: "array", updates: normalizeAll(res.body) };
-  const body = res.body as { updates?: JsonValue[]; next_cursor?: string | null } | null;
+  const body = res.body as { updates?: JsonValue[]; next_cursor?: unknown } | null;
   if (!body || typeof body !== "object" || !Array.isArray(body.updates)) {
     throw new LinksError("remote_error", "the node's policy/updates answer is neither an updates page nor an array of updates");
   }
-  const nextCursor = typeof body.next_cursor === "string" ? body.next_cursor : null;
+  const cursor = body.next_cursor ?? null;
+  if (cursor !== null && (typeof cursor !== "string" || !CURSOR_RE.test(cursor))) {
+    throw new LinksError("remote_error", "the node's policy/updates answer has a next_cursor that is not a cursor (base64url, at most 256 characters)");
+  }
+  const nextCursor = cursor;
   return { kind: "links", updates: normalizeAll(body.updates), nextCursor };
 }
 

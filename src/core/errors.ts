@@ -31,6 +31,10 @@ export const ERROR_STATUS = {
   forbidden: 403,
   tls_required: 403,
   rate_limited: 429,
+  // the public inbox
+  public_inbox_disabled: 403,
+  public_inbox_quota_exceeded: 429,
+  public_inbox_full: 507,
   // policy decisions (quarantine reasons)
   predicate_not_allowed: 422,
   window_too_large: 422,
@@ -64,6 +68,7 @@ export const ERROR_STATUS = {
   member_exists: 409,
   member_revoked: 409,
   file_exists: 409,
+  data_dir_in_use: 409,
   method_not_allowed: 405,
   // environment
   storage_full: 507,

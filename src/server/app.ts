@@ -17,13 +17,14 @@ import { DataPaths } from "../storage/paths.ts";
 import type { AppEnv } from "./context.ts";
 import { bearerAuth } from "./middleware/auth/index.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
-import { clientIp } from "./middleware/client-ip/index.ts";
+import { clientIp, DEFAULT_IPV6_PREFIX } from "./middleware/client-ip/index.ts";
 import { errorHandler, notFoundHandler } from "./middleware/errors/index.ts";
 import { loopbackGuard } from "./middleware/loopback-guard/index.ts";
 import { authFailureGuard, rateLimit, RateLimiter } from "./middleware/rate-limit/index.ts";
 import { requestLog } from "./middleware/request-log/index.ts";
 import { routeIds } from "./middleware/route-ids/index.ts";
 import { NodeMetrics } from "./metrics-node.ts";
+import { PUBLIC_INBOX_DEFAULTS, PublicInboxBudget } from "./public-inbox-budget.ts";
 import { RouteTable } from "./route-table.ts";
 import { adminRoutes } from "./routes/admin.tsx";
 import { recentAuditRoutes } from "./routes/audit-recent.ts";
@@ -59,8 +60,18 @@ export interface ServerOptions {
   rateLimitCapacity?: number;
   /** answer GET /metrics to any peer, not only to this host */
   metricsPublic?: boolean;
-  /** the key and name audit checkpoints are signed with (default: the data directory's key, the host name) */
+  /** per-address limits count IPv6 clients by this prefix length (default 64; 128: each address) */
+  ipv6Prefix?: number;
+  /** whether `POST /inbox` takes bundles from anyone (default true) */
+  publicInbox?: boolean;
+  /** bytes of public bundles one client address (IPv6: its prefix) may store per UTC day */
+  publicInboxQuotaBytes?: number;
+  /** bytes of public bundles the node keeps in all */
+  publicInboxTotalBytes?: number;
+  /** the key and name audit checkpoints are signed with (default: the data directory's key, nodeName) */
   identity?: NodeIdentity;
+  /** the node's name in its checkpoints (default: the host name) */
+  nodeName?: string | undefined;
   /** how often grown audit trees get a signed checkpoint, in ms (0: only when one is asked for) */
   checkpointIntervalMs?: number;
 }
@@ -73,6 +84,10 @@ export const DEFAULTS = {
   authFailuresPerMin: 20,
   rateLimitCapacity: 100_000,
   metricsPublic: false,
+  ipv6Prefix: DEFAULT_IPV6_PREFIX,
+  publicInbox: PUBLIC_INBOX_DEFAULTS.enabled,
+  publicInboxQuotaBytes: PUBLIC_INBOX_DEFAULTS.perAddressPerDayBytes,
+  publicInboxTotalBytes: PUBLIC_INBOX_DEFAULTS.totalBytes,
   checkpointIntervalMs: CHECKPOINT_DEFAULTS.intervalMs,
   logger: (line: object): void => {
     process.stderr.write(`${JSON.stringify(line)}\n`);
@@ -112,6 +127,8 @@ export function createApp(opts: ServerOptions): LinksApp {
     authFailuresPerMin: positiveInt("authFailuresPerMin", opts.authFailuresPerMin ?? DEFAULTS.authFailuresPerMin),
     rateLimitCapacity: positiveInt("rateLimitCapacity", opts.rateLimitCapacity ?? DEFAULTS.rateLimitCapacity),
     metricsPublic: opts.metricsPublic ?? DEFAULTS.metricsPublic,
+    ipv6Prefix: opts.ipv6Prefix ?? DEFAULTS.ipv6Prefix,
+    publicInbox: opts.publicInbox ?? DEFAULTS.publicInbox,
     checkpointIntervalMs: nonNegativeInt("checkpointIntervalMs", opts.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs),
     logger: opts.logger ?? DEFAULTS.logger,
     now: opts.now ?? DEFAULTS.now,
@@ -129,14 +146,22 @@ export function createApp(opts: ServerOptions): LinksApp {
   app.notFound(notFoundHandler({ log, dataRoot: paths.root, routes }));
   app.use(metrics.http());
   app.use(requestLog({ logger: log, now: o.now }));
-  app.use(clientIp({ trustProxy: o.trustProxy }));
+  app.use(clientIp({ trustProxy: o.trustProxy, ipv6Prefix: o.ipv6Prefix }));
   app.use(loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote }));
 
+  const publicInbox = o.publicInbox
+    ? new PublicInboxBudget({
+        paths,
+        perAddressPerDayBytes: opts.publicInboxQuotaBytes ?? DEFAULTS.publicInboxQuotaBytes,
+        totalBytes: opts.publicInboxTotalBytes ?? DEFAULTS.publicInboxTotalBytes,
+        now: o.now,
+      })
+    : null;
   const claimsDb = new ClaimsDb(paths);
   claimsDb.catchUp();
   const members = new MemberDirectory(paths);
   const authFailures = authFailureGuard({ limiter, perWindow: o.authFailuresPerMin, refusals: metrics.refusals.auth_failures });
-  const identity = opts.identity ?? loadNodeIdentity(paths, { onWarning: (m) => process.stderr.write(`links: warning: ${m}\n`) });
+  const identity = opts.identity ?? loadNodeIdentity(paths, { name: opts.nodeName });
   const auditIndex = new AuditIndex(paths);
   const checkpoints = new CheckpointSigner(paths, auditIndex, identity, {
     onRefusal: (message, scope) => {
@@ -158,7 +183,7 @@ export function createApp(opts: ServerOptions): LinksApp {
     members,
     authFailures,
     metrics,
-    ids: routeIds({ paths }),
+    ids: routeIds({ paths, failures: authFailures }),
     auth: bearerAuth({ directory: members, failures: authFailures }),
     memberLimit: rateLimit({
       limiter,
@@ -168,10 +193,11 @@ export function createApp(opts: ServerOptions): LinksApp {
     }),
     publicLimit: rateLimit({
       limiter,
-      key: (c) => `public:${c.get("clientIp")}`,
+      key: (c) => `public:${c.get("clientGroup")}`,
       limit: () => o.publicRatePerMin,
       refusals: metrics.refusals.public,
     }),
+    publicInbox,
     jsonBody: bodyLimit({ maxBytes: o.maxBodyBytes, json: true }),
   };
   publicRoutes(deps);
@@ -186,6 +212,7 @@ export function createApp(opts: ServerOptions): LinksApp {
   metricsRoutes(deps, { public: o.metricsPublic });
   openApiRoutes(deps);
   auditRoutes(deps);
+  void publicInbox?.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -199,6 +226,7 @@ export function createApp(opts: ServerOptions): LinksApp {
         auditIndex.close();
         claimsDb.close();
         limiter.clear();
+        publicInbox?.close();
       })()),
   };
 }

@@ -7,33 +7,22 @@
 import { resolve } from "node:path";
 import { LinksError } from "../core/errors.ts";
 import { recover } from "../storage/group-commit.ts";
-import { loadNodeIdentity } from "../storage/node-identity.ts";
+import { identityFromKeyFile } from "../storage/node-identity.ts";
 import { DataPaths } from "../storage/paths.ts";
-import { createApp, DEFAULTS } from "./app.ts";
+import { lockDataDirForServe } from "../storage/serve-lock.ts";
+import { createApp, DEFAULTS, type ServerOptions } from "./app.ts";
 import { isLoopbackHost, urlHost } from "./net.ts";
 
-export interface ServeOptions {
+/** Where and how to listen, and the app's own options (see ServerOptions) for the rest. */
+export interface ServeOptions extends ServerOptions {
   bind: string;
   port: number;
-  dataDir: string;
-  /** addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed */
-  trustProxy?: readonly string[];
-  /** accept bearer tokens over plain HTTP from remote peers */
-  allowInsecureRemote?: boolean;
-  maxBodyBytes?: number;
-  /** answer GET /metrics to any peer, not only to this host */
-  metricsPublic?: boolean;
   /** install SIGTERM/SIGINT handlers that stop gracefully and exit 0 (default true) */
   handleSignals?: boolean;
-  logger?: (line: object) => void;
   /** where the startup line and warnings go (default stderr) */
   announce?: (line: string) => void;
   /** the private key file audit checkpoints are signed with (default: <data>/node/ed25519.key, made if missing) */
   nodeKeyFile?: string | undefined;
-  /** the node's name in its checkpoints (default: the host name) */
-  nodeName?: string | undefined;
-  /** how often grown audit trees are signed, in ms (0: only when a checkpoint is asked for) */
-  checkpointIntervalMs?: number | undefined;
 }
 
 export interface ServerHandle {
@@ -60,21 +49,29 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const dataDir = resolve(opts.dataDir);
   const allowInsecureRemote = opts.allowInsecureRemote ?? DEFAULTS.allowInsecureRemote;
   const paths = new DataPaths(dataDir);
-  const identity = loadNodeIdentity(paths, { keyFile: opts.nodeKeyFile, name: opts.nodeName, onWarning: (m) => announce(`links: warning: ${m}`) });
-  const recovered = recover(paths);
-  if (recovered.repaired > 0) {
-    announce(`links: recovered ${recovered.repaired} of ${recovered.logged} bundles from the ingest log after a crash`);
+  // Before anything else touches the directory: a second node stops here, recovering nothing.
+  const lock = lockDataDirForServe(paths);
+  let app: ReturnType<typeof createApp>["app"];
+  let closeApp: () => Promise<void>;
+  try {
+    const recovered = recover(paths);
+    if (recovered.repaired > 0) {
+      announce(`links: recovered ${recovered.repaired} of ${recovered.logged} bundles from the ingest log after a crash`);
+    }
+    const identity = opts.nodeKeyFile === undefined ? undefined : await identityFromKeyFile(opts.nodeKeyFile, opts.nodeName, (m) => announce(`links: warning: ${m}`));
+    const { bind: _bind, port: _port, handleSignals: _signals, announce: _announce, nodeKeyFile: _key, ...appOptions } = opts;
+    ({ app, close: closeApp } = createApp({ ...appOptions, dataDir, allowInsecureRemote, ...(identity ? { identity } : {}) }));
+  } catch (e) {
+    lock.release();
+    throw e;
   }
-  const { app, close } = createApp({
-    dataDir,
-    trustProxy: opts.trustProxy ?? DEFAULTS.trustProxy,
-    allowInsecureRemote,
-    maxBodyBytes: opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
-    metricsPublic: opts.metricsPublic ?? DEFAULTS.metricsPublic,
-    identity,
-    checkpointIntervalMs: opts.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs,
-    ...(opts.logger ? { logger: opts.logger } : {}),
-  });
+  const close = async (): Promise<void> => {
+    try {
+      await closeApp();
+    } finally {
+      lock.release();
+    }
+  };
 
   let server: ReturnType<typeof Bun.serve>;
   try {
@@ -85,6 +82,10 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       // Bun turns SO_REUSEPORT on when development is false: a second `links serve` on the same
       // port would then silently share its connections. One node, one port.
       reusePort: false,
+      // The body-limit middleware enforces --max-body (a declared length before a byte is read, a
+      // chunked body as it streams) and answers JSON. Bun's own cap (128 MiB by default) would
+      // answer a bare 413 first for larger declared lengths: lift it out of the way.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       fetch: (req, srv) => app.fetch(req, srv),
       // Only reached if something fails outside Hono's own error handling.
       error: () =>

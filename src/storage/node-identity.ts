@@ -11,7 +11,7 @@ import { assertNodeName, NODE_NAME_RE } from "../core/audit-origin.ts";
 import { sha256Hex } from "../core/canonical.ts";
 import { generateSeed, publicKeyFromSeed } from "../core/ed25519.ts";
 import { LinksError } from "../core/errors.ts";
-import { decodeKey, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, writeKeyPair } from "./keys.ts";
+import { decodeKey, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, readSeedFile, writeKeyPair } from "./keys.ts";
 import type { DataPaths } from "./paths.ts";
 
 export interface NodeIdentity {
@@ -23,8 +23,6 @@ export interface NodeIdentity {
 }
 
 export interface IdentityOptions {
-  /** a private key file to sign with instead of the data directory's own */
-  keyFile?: string | undefined;
   name?: string | undefined;
   /** hears about a private key file others can read */
   onWarning?: (message: string) => void;
@@ -36,7 +34,13 @@ export function defaultNodeName(): string {
   return NODE_NAME_RE.test(name) ? name : "links-node";
 }
 
-function readSeed(path: string, onWarning?: (message: string) => void): Uint8Array {
+function identity(seed: Uint8Array, name: string | undefined): NodeIdentity {
+  const publicKey = publicKeyFromSeed(seed);
+  return { name: name === undefined ? defaultNodeName() : assertNodeName(name), seed, publicKey, keyHash: sha256Hex(publicKey) };
+}
+
+/** The data directory's own key file: written by this module, so read as it was written. */
+function readOwnSeed(path: string, onWarning?: (message: string) => void): Uint8Array | null {
   let text: string;
   try {
     const st = statSync(path);
@@ -45,34 +49,32 @@ function readSeed(path: string, onWarning?: (message: string) => void): Uint8Arr
     text = readFileSync(path, "utf8").trim();
   } catch (e) {
     if (e instanceof LinksError) throw e;
-    if ((e as { code?: string }).code === "ENOENT") throw new LinksError("not_found", `key file not found: ${path}`);
+    if ((e as { code?: string }).code === "ENOENT") return null;
     throw new LinksError("invalid_key_file", `cannot read key file ${path}: ${(e as Error).message}`);
   }
-  return decodeKey(text, path, "private key");
+  return decodeKey(text, path);
 }
 
-/** The node key in the data directory, made (0600) if there is none yet. */
-function dataDirSeed(paths: DataPaths, onWarning?: (message: string) => void): Uint8Array {
-  const file = join(paths.nodeKeyDir(), PRIVATE_KEY_FILE);
-  try {
-    return readSeed(file, onWarning);
-  } catch (e) {
-    if (!(e instanceof LinksError) || e.code !== "not_found") throw e;
-  }
-  try {
-    writeKeyPair(paths.nodeKeyDir(), generateSeed());
-  } catch (e) {
-    // another process made it first: use that one
-    if (!(e instanceof LinksError) || e.code !== "file_exists") throw e;
-  }
-  return readSeed(file, onWarning);
-}
-
+/** The node key in <data>/node/, made (0600, with its .pub) if there is none yet. */
 export function loadNodeIdentity(paths: DataPaths, opts: IdentityOptions = {}): NodeIdentity {
-  const name = opts.name === undefined ? defaultNodeName() : assertNodeName(opts.name);
-  const seed = opts.keyFile === undefined ? dataDirSeed(paths, opts.onWarning) : readSeed(opts.keyFile, opts.onWarning);
-  const publicKey = publicKeyFromSeed(seed);
-  return { name, seed, publicKey, keyHash: sha256Hex(publicKey) };
+  const file = join(paths.nodeKeyDir(), PRIVATE_KEY_FILE);
+  let seed = readOwnSeed(file, opts.onWarning);
+  if (seed === null) {
+    try {
+      writeKeyPair(paths.nodeKeyDir(), generateSeed());
+    } catch (e) {
+      // another process made it first: use that one
+      if (!(e instanceof LinksError) || e.code !== "file_exists") throw e;
+    }
+    seed = readOwnSeed(file, opts.onWarning);
+    if (seed === null) throw new LinksError("storage_error", `the node key ${file} was made but cannot be read back`);
+  }
+  return identity(seed, opts.name);
+}
+
+/** A node key given with --node-key, read with the checks every private key file gets. */
+export async function identityFromKeyFile(path: string, name: string | undefined, onWarning?: (message: string) => void): Promise<NodeIdentity> {
+  return identity(await readSeedFile(path, onWarning), name);
 }
 
 /** Where the data directory's own node public key is (for `links audit verify`). */

@@ -8,7 +8,7 @@
  *
  * The tests of this file run in order and share the first node's data directory.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeBase64 } from "../../src/core/base64.ts";
@@ -18,6 +18,9 @@ import { openCheckpoint, type Checkpoint } from "../../src/core/signed-note.ts";
 import { keypair, signedBundle } from "../unit/server/helpers.ts";
 import { errorCode, json, lastLine, links, linksOk, makeTempDir, type TempDir } from "./harness.ts";
 import { startNode, type RunningNode } from "./node.ts";
+
+// servers, processes and disk syncs on a busy 2-core machine: bun ignores bunfig's timeout
+setDefaultTimeout(60_000);
 
 const VID = "garden";
 const NAME = "node-e2e";

@@ -11,6 +11,7 @@ import type { DataPaths } from "../../storage/paths.ts";
 import type { AppEnv } from "../context.ts";
 import type { NodeMetrics } from "../metrics-node.ts";
 import type { AuthFailureGuard } from "../middleware/rate-limit/index.ts";
+import type { PublicInboxBudget } from "../public-inbox-budget.ts";
 import type { RouteTable } from "../route-table.ts";
 
 export interface RouteDeps {
@@ -44,4 +45,6 @@ export interface RouteDeps {
   publicLimit: MiddlewareHandler<AppEnv>;
   /** step 4: bounded JSON body, read once into c.var.body */
   jsonBody: MiddlewareHandler<AppEnv>;
+  /** the public inbox's storage budget; null when the operator turned the public inbox off */
+  publicInbox: PublicInboxBudget | null;
 }

@@ -1,5 +1,10 @@
 /**
  * Routes without a token: the health check, the newest public bundle and the public inbox.
+ *
+ * The public inbox stores any validly signed bundle from anyone, so it runs under a storage
+ * budget (public-inbox-budget.ts) and the operator can turn it off: then it answers
+ * 403 `public_inbox_disabled`, a refusal that says what it is, not a 404 that reads like a
+ * mistyped URL.
  */
 import { BundleSchema } from "../../core/bundle.ts";
 import { LinksError } from "../../core/errors.ts";
@@ -32,14 +37,33 @@ export function publicRoutes(d: RouteDeps): void {
     return sendJson(c, bundle);
   });
 
-  app.post(routes.add("POST", "/inbox", {
-    summary: "Public ingest: any bundle with a valid signature is stored in the public store",
-    access: "public",
-    body: BundleSchema,
-    answers: { 200: { description: "stored, or already stored", schema: IngestAnswer } },
-    errors: [...ROUTE_ERRORS.publicLimit, ...ROUTE_ERRORS.jsonBody, ...ROUTE_ERRORS.signature, ...ROUTE_ERRORS.storage],
-  }), d.publicLimit, d.jsonBody, (c) => {
-    const result = submitPublic(d.paths, c.get("body"), `public@${c.get("clientIp")}`);
-    return sendJson(c, { status: result.status, bundle_id: result.bundle_id });
-  });
+  const budget = d.publicInbox;
+  app.post(
+    routes.add("POST", "/inbox", {
+      summary: "Public ingest: any bundle with a valid signature is stored in the public store, within the node's storage budget",
+      access: "public",
+      body: BundleSchema,
+      answers: { 200: { description: "stored, or already stored", schema: IngestAnswer } },
+      errors: [
+        ...ROUTE_ERRORS.publicLimit, ...ROUTE_ERRORS.jsonBody, ...ROUTE_ERRORS.signature, ...ROUTE_ERRORS.storage,
+        "public_inbox_disabled", "public_inbox_quota_exceeded", "public_inbox_full",
+      ],
+    }),
+    async (c, next) => {
+      if (budget === null) {
+        throw new LinksError("public_inbox_disabled", "this node takes no public bundles; push to a village inbox (POST /villages/<id>/inbox) with a member token");
+      }
+      await next();
+    },
+    d.publicLimit,
+    d.jsonBody,
+    (c) => {
+      const body = c.get("body");
+      const group = c.get("clientGroup");
+      budget?.check(group, body.byteLength, (seconds) => c.header("Retry-After", String(seconds)));
+      const result = submitPublic(d.paths, body, `public@${c.get("clientIp")}`);
+      if (result.status === "accepted") budget?.record(group, body.byteLength);
+      return sendJson(c, { status: result.status, bundle_id: result.bundle_id });
+    },
+  );
 }

@@ -49,6 +49,7 @@ export const TRICKS = [
 
 /** Where the layout lets the node and the CLI put files (relative to the data directory). */
 const LAYOUT = [
+  /^serve\.lock$/,
   /^villages\/[A-Za-z0-9_-]{1,64}\/(village\.json|members\.jsonl|revocations\.jsonl|policy_history\.jsonl)(\.lock)?$/,
   /^villages\/[A-Za-z0-9_-]{1,64}\/policy_chain(\/.*)?$/,
   /^store\/bundles\/([A-Za-z0-9_-]{1,64}\/)?([0-9a-f]{32}\.json|latest\.ptr)$/,

@@ -2,7 +2,7 @@
  * The peer check over real HTTP: a real node (startServer on a loopback port) for the honest
  * and the rewritten histories, and a small fake node for answers no honest node gives.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,9 @@ import { addMember } from "../../../src/storage/members.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
 import { createVillage } from "../../../src/storage/villages.ts";
 import { keypair, signedBundle } from "../server/helpers.ts";
+
+// servers, processes and disk syncs on a busy 2-core machine: bun ignores bunfig's timeout
+setDefaultTimeout(30_000);
 
 const VID = "garden";
 const cleanups: Array<() => Promise<void> | void> = [];

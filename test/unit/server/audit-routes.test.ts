@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { decodeBase64 } from "../../../src/core/base64.ts";
 import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
 import { leafHash, verifyConsistency, verifyInclusion } from "../../../src/core/merkle.ts";
@@ -7,6 +7,9 @@ import { addMember } from "../../../src/storage/members.ts";
 import { defaultNodeName } from "../../../src/storage/node-identity.ts";
 import { createVillage } from "../../../src/storage/villages.ts";
 import { json, makeNode, signedBundle, VID, type Node } from "./helpers.ts";
+
+// servers, processes and disk syncs on a busy 2-core machine: bun ignores bunfig's timeout
+setDefaultTimeout(30_000);
 
 let node: Node;
 afterEach(async () => {

@@ -78,7 +78,7 @@ describe("whether a bearer token may be used over this transport", () => {
     ["a trusted proxy that says nothing", false, { viaTrustedProxy: true }],
     ["a trusted proxy on loopback that got HTTPS", true, { peer: "127.0.0.1", viaTrustedProxy: true, forwardedProto: "https" }],
     ["a trusted proxy on loopback that got plain HTTP", false, { peer: "127.0.0.1", viaTrustedProxy: true, forwardedProto: "http" }],
-    ["a trusted proxy on loopback that says nothing (a local tool)", true, { peer: "127.0.0.1", viaTrustedProxy: true }],
+    ["a trusted proxy on loopback that says nothing (it cannot be told from a local tool)", false, { peer: "127.0.0.1", viaTrustedProxy: true }],
     ["a loopback peer that is not a trusted proxy, claiming HTTP", true, { peer: "127.0.0.1", forwardedProto: "http" }],
     ["an untrusted peer claiming HTTPS", false, { forwardedProto: "https" }],
     ["the operator's explicit opt-in", true, { allowInsecureRemote: true }],

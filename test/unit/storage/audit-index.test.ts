@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -8,6 +8,9 @@ import { AuditIndex } from "../../../src/storage/audit-index.ts";
 import { auditLeafOf } from "../../../src/storage/audit-records.ts";
 import { replaceJsonl } from "../../../src/storage/jsonl.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
+
+// servers, processes and disk syncs on a busy 2-core machine: bun ignores bunfig's timeout
+setDefaultTimeout(30_000);
 
 const dirs: string[] = [];
 const open: AuditIndex[] = [];

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,9 @@ import { verifyAuditLog, type TreeReport } from "../../../src/storage/audit-veri
 import { CheckpointSigner } from "../../../src/storage/checkpoints.ts";
 import { loadNodeIdentity, type NodeIdentity } from "../../../src/storage/node-identity.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
+
+// servers, processes and disk syncs on a busy 2-core machine: bun ignores bunfig's timeout
+setDefaultTimeout(30_000);
 
 const dirs: string[] = [];
 afterEach(() => {

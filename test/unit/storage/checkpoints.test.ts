@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,8 +9,11 @@ import { AuditIndex } from "../../../src/storage/audit-index.ts";
 import { parseCheckpointLine, type KeptCheckpoint } from "../../../src/storage/audit-records.ts";
 import { CheckpointSigner } from "../../../src/storage/checkpoints.ts";
 import { NODE_NAME_RE } from "../../../src/core/audit-origin.ts";
-import { defaultNodeName, loadNodeIdentity, nodePublicKeyFile, type NodeIdentity } from "../../../src/storage/node-identity.ts";
+import { defaultNodeName, identityFromKeyFile, loadNodeIdentity, nodePublicKeyFile, type NodeIdentity } from "../../../src/storage/node-identity.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
+
+// servers, processes and disk syncs on a busy 2-core machine: bun ignores bunfig's timeout
+setDefaultTimeout(30_000);
 
 const dirs: string[] = [];
 const indexes: AuditIndex[] = [];
@@ -68,13 +71,15 @@ describe("the node identity", () => {
     for (const bad of ["", "a b", "a+b", "a/b", "-a", "é"]) expect(() => loadNodeIdentity(paths, { name: bad })).toThrow("invalid node name");
   });
 
-  test("reads a key given with --node-key, and says when the file is missing or not a key", () => {
+  test("reads a key given with --node-key, and says when the file is missing, not a key, or a public key", async () => {
     const { paths, identity } = setup();
-    const other = loadNodeIdentity(paths, { name: "n", keyFile: join(paths.nodeKeyDir(), "ed25519.key") });
+    const other = await identityFromKeyFile(join(paths.nodeKeyDir(), "ed25519.key"), "n");
     expect(other.keyHash).toBe(identity.keyHash);
-    expect(() => loadNodeIdentity(paths, { name: "n", keyFile: join(paths.root, "nope.key") })).toThrow(expect.objectContaining({ code: "not_found" }));
+    expect(other.name).toBe("n");
+    await expect(identityFromKeyFile(join(paths.root, "nope.key"), "n")).rejects.toMatchObject({ code: "not_found" });
     writeFileSync(join(paths.root, "bad.key"), "not a key\n", { mode: 0o600 });
-    expect(() => loadNodeIdentity(paths, { name: "n", keyFile: join(paths.root, "bad.key") })).toThrow(expect.objectContaining({ code: "invalid_key_file" }));
+    await expect(identityFromKeyFile(join(paths.root, "bad.key"), "n")).rejects.toMatchObject({ code: "invalid_key_file" });
+    await expect(identityFromKeyFile(nodePublicKeyFile(paths), "n")).rejects.toMatchObject({ code: "invalid_key_file" });
   });
 });
 

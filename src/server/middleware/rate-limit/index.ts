@@ -77,7 +77,7 @@ export function authFailureGuard(opts: { limiter: RateLimiter; perWindow: number
     throw new LinksError("invalid_argument", `auth-failure guard: perWindow must be a positive integer, got ${opts.perWindow}`);
   }
   const windowSeconds = Math.round(opts.limiter.windowMs / 1000);
-  const key = (c: AppContext): string => `auth-fail:${c.get("clientIp")}`;
+  const key = (c: AppContext): string => `auth-fail:${c.get("clientGroup")}`;
   return {
     check(c) {
       const result = opts.limiter.peek(key(c), opts.perWindow);
