@@ -3,6 +3,14 @@ import { groupMeta } from "./groups.ts";
 import { LinksError } from "../core/errors.ts";
 import { dataArgs, dataDir, parseByteSize, repeated } from "./common.ts";
 
+/** Seconds such as 2 or 0.5, as whole milliseconds. */
+function parseSeconds(value: string, name: string): number {
+  if (!/^\d{1,6}(\.\d{1,3})?$/.test(value.trim())) {
+    throw new LinksError("invalid_argument", `--${name} must be a number of seconds like 2 or 0.5, got ${JSON.stringify(value)}`);
+  }
+  return Math.round(Number(value) * 1000);
+}
+
 export default defineCommand({
   meta: groupMeta("serve"),
   args: {
@@ -38,6 +46,9 @@ export default defineCommand({
       valueHint: "size",
     },
     "public-inbox-total": { type: "string", description: "Bytes of public bundles the node keeps in all", default: "1GiB", valueHint: "size" },
+    "node-key": { type: "string", description: "Private key file that signs the audit checkpoints (default: <data>/node/ed25519.key, made on first start)", valueHint: "file" },
+    "node-name": { type: "string", description: "The node's name in its audit checkpoints (default: the host name)", valueHint: "name" },
+    "checkpoint-interval": { type: "string", description: "Seconds between signing the audit trees that grew (0: only when a checkpoint is asked for)", default: "2", valueHint: "seconds" },
   },
   async run({ args, rawArgs }) {
     if (!/^\d+$/.test(args.port) || Number(args.port) > 65535) {
@@ -59,6 +70,9 @@ export default defineCommand({
       publicInbox: args["public-inbox"] === "on",
       publicInboxQuotaBytes: parseByteSize(args["public-inbox-quota"], "public-inbox-quota"),
       publicInboxTotalBytes: parseByteSize(args["public-inbox-total"], "public-inbox-total"),
+      nodeKeyFile: args["node-key"],
+      nodeName: args["node-name"],
+      checkpointIntervalMs: parseSeconds(args["checkpoint-interval"], "checkpoint-interval"),
     });
   },
 });

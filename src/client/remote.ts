@@ -44,7 +44,10 @@ export interface RemoteOptions {
 export interface RemoteResponse {
   status: number;
   headers: Headers;
+  /** the body parsed as JSON, or null (empty, or not JSON) */
   body: JsonValue | null;
+  /** the body as received */
+  bytes: Uint8Array;
 }
 
 export interface RemoteRequestInit {
@@ -97,7 +100,7 @@ export class Remote {
         throw errorFrom(response.status, bytes === null || bytes.length === 0 ? null : tryParse(bytes), what);
       }
       const bytes = await this.readLimited(response, maxBytes, what, timeoutMs);
-      return { status: response.status, headers: response.headers, body: bytes.length === 0 ? null : tryParse(bytes) };
+      return { status: response.status, headers: response.headers, body: bytes.length === 0 ? null : tryParse(bytes), bytes };
     }
   }
 

@@ -23,6 +23,7 @@ export const ERROR_STATUS = {
   invalid_key_file: 400,
   policy_hash_mismatch: 400,
   village_mismatch: 400,
+  invalid_checkpoint: 400,
   // auth
   missing_token: 401,
   invalid_token: 401,
@@ -56,6 +57,8 @@ export const ERROR_STATUS = {
   policy_already_signed: 409,
   unknown_policy_hash: 404,
   policy_update_not_found: 404,
+  // audit log: a history that is not an extension of one already signed or seen
+  audit_inconsistent: 409,
   // resources
   not_found: 404,
   village_not_found: 404,

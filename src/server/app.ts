@@ -7,7 +7,10 @@
  */
 import { Hono } from "hono";
 import { LinksError } from "../core/errors.ts";
+import { AuditIndex } from "../storage/audit-index.ts";
+import { CHECKPOINT_DEFAULTS, CheckpointSigner } from "../storage/checkpoints.ts";
 import { MemberDirectory } from "../storage/members.ts";
+import { loadNodeIdentity, type NodeIdentity } from "../storage/node-identity.ts";
 import { ClaimsDb } from "../storage/claims-db.ts";
 import { GroupCommit } from "../storage/group-commit.ts";
 import { DataPaths } from "../storage/paths.ts";
@@ -25,6 +28,7 @@ import { PUBLIC_INBOX_DEFAULTS, PublicInboxBudget } from "./public-inbox-budget.
 import { RouteTable } from "./route-table.ts";
 import { adminRoutes } from "./routes/admin.tsx";
 import { recentAuditRoutes } from "./routes/audit-recent.ts";
+import { auditRoutes } from "./routes/audit.ts";
 import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
 import { inboxRoutes } from "./routes/inbox.ts";
@@ -64,6 +68,12 @@ export interface ServerOptions {
   publicInboxQuotaBytes?: number;
   /** bytes of public bundles the node keeps in all */
   publicInboxTotalBytes?: number;
+  /** the key and name audit checkpoints are signed with (default: the data directory's key, nodeName) */
+  identity?: NodeIdentity;
+  /** the node's name in its checkpoints (default: the host name) */
+  nodeName?: string | undefined;
+  /** how often grown audit trees get a signed checkpoint, in ms (0: only when one is asked for) */
+  checkpointIntervalMs?: number;
 }
 
 export const DEFAULTS = {
@@ -78,6 +88,7 @@ export const DEFAULTS = {
   publicInbox: PUBLIC_INBOX_DEFAULTS.enabled,
   publicInboxQuotaBytes: PUBLIC_INBOX_DEFAULTS.perAddressPerDayBytes,
   publicInboxTotalBytes: PUBLIC_INBOX_DEFAULTS.totalBytes,
+  checkpointIntervalMs: CHECKPOINT_DEFAULTS.intervalMs,
   logger: (line: object): void => {
     process.stderr.write(`${JSON.stringify(line)}\n`);
   },
@@ -89,8 +100,8 @@ export interface LinksApp {
   /** every route the app serves, with its description (the OpenAPI document's source) */
   routes: RouteTable;
   /**
-   * Finishes the commits in flight, checkpoints, closes the claims database and releases the
-   * rate limiter's memory; the app answers nothing useful after.
+   * Finishes the commits in flight, checkpoints, signs the audit trees that grew, closes the
+   * databases and releases the rate limiter's memory; the app answers nothing useful after.
    */
   close(): Promise<void>;
 }
@@ -100,6 +111,10 @@ function positiveInt(name: string, value: number): number {
     throw new LinksError("invalid_argument", `${name} must be a positive integer, got ${value}`);
   }
   return value;
+}
+
+function nonNegativeInt(name: string, value: number): number {
+  return value === 0 ? 0 : positiveInt(name, value);
 }
 
 export function createApp(opts: ServerOptions): LinksApp {
@@ -114,6 +129,7 @@ export function createApp(opts: ServerOptions): LinksApp {
     metricsPublic: opts.metricsPublic ?? DEFAULTS.metricsPublic,
     ipv6Prefix: opts.ipv6Prefix ?? DEFAULTS.ipv6Prefix,
     publicInbox: opts.publicInbox ?? DEFAULTS.publicInbox,
+    checkpointIntervalMs: nonNegativeInt("checkpointIntervalMs", opts.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs),
     logger: opts.logger ?? DEFAULTS.logger,
     now: opts.now ?? DEFAULTS.now,
   };
@@ -145,9 +161,21 @@ export function createApp(opts: ServerOptions): LinksApp {
     : null;
   const members = new MemberDirectory(paths);
   const authFailures = authFailureGuard({ limiter, perWindow: o.authFailuresPerMin, refusals: metrics.refusals.auth_failures });
+  const identity = opts.identity ?? loadNodeIdentity(paths, { name: opts.nodeName });
+  const auditIndex = new AuditIndex(paths);
+  const checkpoints = new CheckpointSigner(paths, auditIndex, identity, {
+    onRefusal: (message, scope) => {
+      process.stderr.write(`links: ERROR: ${message}\n`);
+      log({ ts: new Date(o.now()).toISOString(), event: "audit_checkpoint_refused", village: scope, detail: message });
+    },
+  });
+  checkpoints.start(o.checkpointIntervalMs);
   const deps: RouteDeps = {
     commit,
     claimsDb,
+    auditIndex,
+    checkpoints,
+    identity,
     app,
     routes,
     paths,
@@ -183,16 +211,22 @@ export function createApp(opts: ServerOptions): LinksApp {
   adminRoutes(deps);
   metricsRoutes(deps, { public: o.metricsPublic });
   openApiRoutes(deps);
+  auditRoutes(deps);
   void publicInbox?.start();
 
+  let closing: Promise<void> | null = null;
   return {
     app,
     routes,
-    close: async () => {
-      await commit.close();
-      claimsDb.close();
-      limiter.clear();
-      publicInbox?.close();
-    },
+    close: () =>
+      (closing ??= (async () => {
+        await commit.close();
+        // after the last commit: the rows it wrote get their checkpoint
+        await checkpoints.stop();
+        auditIndex.close();
+        claimsDb.close();
+        limiter.clear();
+        publicInbox?.close();
+      })()),
   };
 }

@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { LinksError } from "../core/errors.ts";
 import { recover } from "../storage/group-commit.ts";
+import { identityFromKeyFile } from "../storage/node-identity.ts";
 import { DataPaths } from "../storage/paths.ts";
 import { lockDataDirForServe } from "../storage/serve-lock.ts";
 import { createApp, DEFAULTS, type ServerOptions } from "./app.ts";
@@ -20,6 +21,8 @@ export interface ServeOptions extends ServerOptions {
   handleSignals?: boolean;
   /** where the startup line and warnings go (default stderr) */
   announce?: (line: string) => void;
+  /** the private key file audit checkpoints are signed with (default: <data>/node/ed25519.key, made if missing) */
+  nodeKeyFile?: string | undefined;
 }
 
 export interface ServerHandle {
@@ -55,8 +58,9 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
     if (recovered.repaired > 0) {
       announce(`links: recovered ${recovered.repaired} of ${recovered.logged} bundles from the ingest log after a crash`);
     }
-    const { bind: _bind, port: _port, handleSignals: _signals, announce: _announce, ...appOptions } = opts;
-    ({ app, close: closeApp } = createApp({ ...appOptions, dataDir, allowInsecureRemote }));
+    const identity = opts.nodeKeyFile === undefined ? undefined : await identityFromKeyFile(opts.nodeKeyFile, opts.nodeName, (m) => announce(`links: warning: ${m}`));
+    const { bind: _bind, port: _port, handleSignals: _signals, announce: _announce, nodeKeyFile: _key, ...appOptions } = opts;
+    ({ app, close: closeApp } = createApp({ ...appOptions, dataDir, allowInsecureRemote, ...(identity ? { identity } : {}) }));
   } catch (e) {
     lock.release();
     throw e;

@@ -181,7 +181,8 @@ export class GroupCommit {
   }
 }
 
-function fdatasyncFile(path: string): Promise<void> {
+/** fdatasync off the main thread (libuv's pool), so a slow disk does not stall requests. */
+export function fdatasyncFile(path: string): Promise<void> {
   const fd = openSync(path, constants.O_RDONLY);
   return new Promise<void>((resolve, reject) => {
     fdatasync(fd, (e) => {

@@ -234,7 +234,7 @@ export function dropJsonlPrefix(path: string, offset: number): void {
 }
 
 /** Reads bytes [offset, EOF) under a shared lock; null when the file does not exist. */
-function readFrom(path: string, offset: number, maxBytes = Number.POSITIVE_INFINITY): Uint8Array | null {
+export function readFrom(path: string, offset: number, maxBytes = Number.POSITIVE_INFINITY): Uint8Array | null {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY);

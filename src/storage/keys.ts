@@ -129,7 +129,7 @@ async function readKeyText(path: string): Promise<string> {
   return (await file.text()).trim();
 }
 
-function decodeKey(text: string, path: string): Uint8Array {
+export function decodeKey(text: string, path: string): Uint8Array {
   const bytes = decodeBase64(text);
   if (bytes === null || bytes.length !== 32) {
     throw new LinksError("invalid_key_file", `${path} is not a key file (expected canonical base64 of 32 bytes)`);

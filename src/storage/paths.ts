@@ -181,4 +181,19 @@ export class DataPaths {
   auditFile(): string {
     return this.under("store", "audit", "audit.log.jsonl");
   }
+
+  /** Every checkpoint this node signed over its audit trees, in signing order. */
+  checkpointsFile(): string {
+    return this.under("store", "audit", "checkpoints.jsonl");
+  }
+
+  /** The Merkle trees derived from the audit file (safe to delete: rebuilt from it). */
+  auditIndexFile(): string {
+    return this.under("store", "index", "audit.sqlite");
+  }
+
+  /** The node's identity key pair (ed25519.key, ed25519.pub), made on first `serve`. */
+  nodeKeyDir(): string {
+    return this.under("node");
+  }
 }

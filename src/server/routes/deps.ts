@@ -1,9 +1,12 @@
 /** What the route modules are built from: storage, the shared middleware, the route table. */
 import type { Hono, MiddlewareHandler } from "hono";
 import type { Right } from "../../core/village-policy.ts";
+import type { AuditIndex } from "../../storage/audit-index.ts";
+import type { CheckpointSigner } from "../../storage/checkpoints.ts";
 import type { ClaimsDb } from "../../storage/claims-db.ts";
 import type { GroupCommit } from "../../storage/group-commit.ts";
 import type { MemberDirectory } from "../../storage/members.ts";
+import type { NodeIdentity } from "../../storage/node-identity.ts";
 import type { DataPaths } from "../../storage/paths.ts";
 import type { AppEnv } from "../context.ts";
 import type { NodeMetrics } from "../metrics-node.ts";
@@ -19,6 +22,12 @@ export interface RouteDeps {
   commit: GroupCommit;
   /** the query index derived from store/index/claims.jsonl */
   claimsDb: ClaimsDb;
+  /** the Merkle trees derived from store/audit/audit.log.jsonl */
+  auditIndex: AuditIndex;
+  /** signs and keeps the audit checkpoints */
+  checkpoints: CheckpointSigner;
+  /** the node's name and key (the checkpoints' signer) */
+  identity: NodeIdentity;
   now: () => number;
   /** step 1: path ids checked, village read */
   ids: MiddlewareHandler<AppEnv>;
