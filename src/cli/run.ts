@@ -207,7 +207,7 @@ async function reportError(error: unknown, path: string, json: boolean): Promise
   const failure = describeFailure(error, path);
   interruptProgress();
   // a detail can carry stored text or another node's words: one line, no escape sequences
-  process.stderr.write(`links: error: ${printable(failure.detail)} [${failure.code}]\n`);
+  process.stderr.write(`links: error: ${printable(failure.detail, { max: 2000 })} [${failure.code}]\n`);
   if (failure.helpPath) process.stderr.write(`Run "${failure.helpPath} --help" for usage.\n`);
   if (failure.exit === 70 && process.env.LINKS_DEBUG) console.error(error);
   if (json) {

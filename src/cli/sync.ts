@@ -12,6 +12,7 @@ import { dataArgs, jsonArgs, printJson, readInputFile, say } from "./common.ts";
 import { actorOf, existingVillage, openData } from "./context.ts";
 import { startProgress } from "./progress.ts";
 import { remoteFor, tokenArgs, urlArg } from "./remote-args.ts";
+import { CLIENT_DEFAULTS } from "../client/remote.ts";
 import { ExitCode } from "./run.ts";
 
 const vidArg = { village_id: { type: "positional", description: "Village id", required: true } } as const;
@@ -61,7 +62,7 @@ const push = defineCommand({
       const raw = readInputFile(file, "bundle file");
       let res;
       try {
-        res = await remote.request("POST", `/villages/${vid}/inbox`, { body: raw });
+        res = await remote.request("POST", `/villages/${vid}/inbox`, { body: raw, maxBytes: CLIENT_DEFAULTS.smallAnswerBytes });
       } catch (e) {
         const err = remoteVillageMissing(e, remote, vid);
         if (!several || !isLinksError(err)) throw err;

@@ -21,8 +21,11 @@ export type LockMode = "exclusive" | "shared";
 
 const LOCK_SH = 1;
 const LOCK_EX = 2;
+const LOCK_NB = 4;
 const LOCK_UN = 8;
 const EINTR = 4;
+/** EWOULDBLOCK (= EAGAIN): 11 on Linux, 35 on macOS and the BSDs. */
+const EWOULDBLOCK = process.platform === "linux" ? 11 : 35;
 
 /** A C library that has flock(2), and the function that gives the address of errno in it. */
 export interface LibcChoice {
@@ -133,6 +136,18 @@ function callFlock(fd: number, op: number, what: string): void {
 /** Blocks until the lock is held; retries when a signal interrupts the wait. */
 export function lockFd(fd: number, mode: LockMode): void {
   callFlock(fd, mode === "exclusive" ? LOCK_EX : LOCK_SH, mode);
+}
+
+/** Takes the lock if no one holds it; false (at once, without waiting) if another holder has it. */
+export function tryLockFd(fd: number, mode: LockMode): boolean {
+  const lib = loadLibc();
+  for (;;) {
+    if (lib.flock(fd, (mode === "exclusive" ? LOCK_EX : LOCK_SH) | LOCK_NB) === 0) return true;
+    const err = errno(lib);
+    if (err === EINTR) continue;
+    if (err === EWOULDBLOCK) return false;
+    throw new LinksError("storage_error", `flock(${mode}, non-blocking) failed on fd ${fd}: errno ${err}`);
+  }
 }
 
 export function unlockFd(fd: number): void {

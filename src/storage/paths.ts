@@ -132,8 +132,21 @@ export class DataPaths {
     return this.under("store", "quarantine", assertVillageId(vid), `${assertBundleId(bid)}.json`);
   }
 
+  /**
+   * Why, when and who of a held bundle, in a subfolder: every `*.json` directly in a quarantine
+   * folder is a held bundle (Python Links lists the folder that way).
+   */
   quarantineMetaFile(vid: string, bid: string): string {
+    return this.under("store", "quarantine", assertVillageId(vid), "meta", `${assertBundleId(bid)}.json`);
+  }
+
+  /** Where earlier versions of links kept it, beside the bundle (read, then moved). */
+  legacyQuarantineMetaFile(vid: string, bid: string): string {
     return this.under("store", "quarantine", assertVillageId(vid), `${assertBundleId(bid)}.meta.json`);
+  }
+
+  rejectedDir(vid: string): string {
+    return this.under("store", "rejected", assertVillageId(vid));
   }
 
   rejectedFile(vid: string, bid: string): string {
@@ -141,7 +154,24 @@ export class DataPaths {
   }
 
   rejectedMetaFile(vid: string, bid: string): string {
+    return this.under("store", "rejected", assertVillageId(vid), "meta", `${assertBundleId(bid)}.json`);
+  }
+
+  legacyRejectedMetaFile(vid: string, bid: string): string {
     return this.under("store", "rejected", assertVillageId(vid), `${assertBundleId(bid)}.meta.json`);
+  }
+
+  /**
+   * Shared by every writer from creating a bundle file to appending its index rows; `reindex`
+   * takes it exclusively for the moments it must see no bundle half stored.
+   */
+  indexWritersLockFile(): string {
+    return this.under("store", "index", "claims.writers.lock");
+  }
+
+  /** Serializes public adoption of a file Python Links v0.7 left at the top of store/bundles. */
+  publicAdoptionLockFile(): string {
+    return this.under("store", "index", "public_adoption.lock");
   }
 
   quarantineRoot(): string {
@@ -150,5 +180,20 @@ export class DataPaths {
 
   auditFile(): string {
     return this.under("store", "audit", "audit.log.jsonl");
+  }
+
+  /** Every checkpoint this node signed over its audit trees, in signing order. */
+  checkpointsFile(): string {
+    return this.under("store", "audit", "checkpoints.jsonl");
+  }
+
+  /** The Merkle trees derived from the audit file (safe to delete: rebuilt from it). */
+  auditIndexFile(): string {
+    return this.under("store", "index", "audit.sqlite");
+  }
+
+  /** The node's identity key pair (ed25519.key, ed25519.pub), made on first `serve`. */
+  nodeKeyDir(): string {
+    return this.under("node");
   }
 }
