@@ -7,7 +7,7 @@ import { ingestBench } from "./ingest.ts";
 import { memoryBench } from "./memory.ts";
 import { queryBench } from "./query.ts";
 import { scaleBench } from "./scale.ts";
-import { startupBench } from "./startup.ts";
+import { newUserBench } from "./new-user.ts";
 
 if (!(await Bun.file(`${import.meta.dir}/../../dist/links`).exists())) {
   console.error("dist/links is missing: run npm run build first");
@@ -15,7 +15,7 @@ if (!(await Bun.file(`${import.meta.dir}/../../dist/links`).exists())) {
 }
 
 const sections: Array<[string, () => Promise<Array<[string, string]>>]> = [
-  ["startup", startupBench],
+  ["startup", newUserBench],
   ["ingest", ingestBench],
   ["checkpoints", checkpointsBench],
   ["query", queryBench],

@@ -8,7 +8,7 @@ import { readPublicKeyOf } from "../storage/keys.ts";
 import { nodePublicKeyFile } from "../storage/node-identity.ts";
 import { assertVillageId } from "../storage/paths.ts";
 import { dataArgs, jsonArgs, parsePositiveInt, printJson } from "./common.ts";
-import { openData } from "./context.ts";
+import { existingVillage, openData } from "./context.ts";
 import { printable } from "../core/printable.ts";
 import { ExitCode } from "./run.ts";
 
@@ -22,8 +22,10 @@ const tail = defineCommand({
     ...jsonArgs,
   },
   run({ args }) {
-    const rows = tailAudit(openData(args), {
-      villageId: args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]),
+    const vid = args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]);
+    const paths = openData(args);
+    const rows = tailAudit(paths, {
+      villageId: vid === undefined ? undefined : existingVillage(paths, vid),
       action: args.action,
       limit: parsePositiveInt(args.limit, "limit", 50),
     });
@@ -59,13 +61,12 @@ const verify = defineCommand({
     ...jsonArgs,
   },
   async run({ args }) {
+    const vid = args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]);
     const paths = openData(args);
+    const villageId = vid === undefined ? undefined : existingVillage(paths, vid);
     const keyFile = args["public-key"] ?? nodePublicKeyFile(paths);
     const publicKey = args["public-key"] !== undefined || existsSync(keyFile) ? (await readPublicKeyOf(keyFile)).publicKey : null;
-    const report = verifyAuditLog(paths, {
-      villageId: args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]),
-      publicKey,
-    });
+    const report = verifyAuditLog(paths, { villageId, publicKey });
     const bad = report.trees.filter((t) => t.status === "bad");
     if (args.json) {
       printJson(report);

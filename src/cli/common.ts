@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { toJsonText, type JsonValue } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
 import { atomicWrite } from "../storage/atomic.ts";
+import { interruptProgress } from "./progress.ts";
 
 export const dataArgs = {
   data: {
@@ -20,17 +21,27 @@ export function dataDir(args: { data?: string | undefined }): string {
   return args.data || process.env.LINKS_DATA || "./data";
 }
 
+let printedJson = false;
+
 /** Prints one compact JSON document (lossless: floats stay floats) on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${toJsonText(value as JsonValue)}\n`);
+  printedJson = true;
+}
+
+/** Whether this process already printed its JSON document (so a failure adds no second one). */
+export function jsonWasPrinted(): boolean {
+  return printedJson;
 }
 
 /** Prints a human message on stderr, so stdout stays clean for data. */
 export function say(message: string): void {
+  interruptProgress();
   process.stderr.write(`${message}\n`);
 }
 
 export function warn(message: string): void {
+  interruptProgress();
   process.stderr.write(`links: warning: ${message}\n`);
 }
 
@@ -56,7 +67,7 @@ export function writeOutputFile(path: string, value: unknown): void {
 export function parsePositiveInt(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined || value === "") return fallback;
   if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
-    throw new LinksError("invalid_argument", `--${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    throw new LinksError("usage", `--${name} must be a positive integer, got ${JSON.stringify(value)}`);
   }
   return Number(value);
 }
@@ -80,7 +91,7 @@ export function parseByteSize(value: string, name: string): number {
   const m = /^(\d+)\s*([a-zA-Z]*)$/.exec(value.trim());
   const unit = m ? SIZE_UNITS[(m[2] ?? "").toLowerCase()] : undefined;
   if (!m || unit === undefined || Number(m[1]) < 1) {
-    throw new LinksError("invalid_argument", `--${name} must be a size like 1048576, 512KiB, 1MiB or 2GiB, got ${JSON.stringify(value)}`);
+    throw new LinksError("usage", `--${name} must be a size like 1048576, 512KiB, 1MiB or 2GiB, got ${JSON.stringify(value)}`);
   }
   return Number(m[1]) * unit;
 }

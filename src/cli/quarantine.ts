@@ -3,7 +3,7 @@ import { groupMeta } from "./groups.ts";
 import { parseJson } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
 import { printable } from "../core/printable.ts";
-import { assertVillageId } from "../storage/paths.ts";
+import { assertVillageId, type DataPaths } from "../storage/paths.ts";
 import {
   approveQuarantined,
   listQuarantine,
@@ -12,20 +12,24 @@ import {
   showQuarantine,
 } from "../storage/quarantine.ts";
 import { dataArgs, jsonArgs, printJson, say } from "./common.ts";
-import { actorArgs, actorOf, openData } from "./context.ts";
+import { actorArgs, actorOf, existingVillage, openData } from "./context.ts";
 
 const villageOpt = { "village-id": { type: "string", description: "Village of the entry" } } as const;
 const refArg = { bundle: { type: "positional", description: "Bundle id, or the path of a quarantine file", required: true } } as const;
 
-function villageOf(args: { "village-id"?: string | undefined }): string | undefined {
-  return args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]);
+/** The data directory, and the --village-id given (checked first, then it must exist there). */
+function openScope(args: { data?: string | undefined; "village-id"?: string | undefined }): { paths: DataPaths; vid: string | undefined } {
+  const vid = args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]);
+  const paths = openData(args);
+  return { paths, vid: vid === undefined ? undefined : existingVillage(paths, vid) };
 }
 
 const list = defineCommand({
   meta: { name: "list", description: "List quarantined bundles with why, when and who" },
   args: { ...villageOpt, ...dataArgs, ...jsonArgs },
   run({ args }) {
-    const entries = listQuarantine(openData(args), villageOf(args)).map(({ file: _f, ...e }) => e);
+    const { paths, vid } = openScope(args);
+    const entries = listQuarantine(paths, vid).map(({ file: _f, ...e }) => e);
     if (args.json) return printJson(entries);
     if (entries.length === 0) say("quarantine is empty");
     for (const e of entries) {
@@ -39,8 +43,8 @@ const show = defineCommand({
   meta: { name: "show", description: "Show a quarantined bundle and why it is held" },
   args: { ...refArg, ...villageOpt, ...dataArgs },
   run({ args }) {
-    const paths = openData(args);
-    const { villageId, bundleId } = locateQuarantined(paths, args.bundle, villageOf(args));
+    const { paths, vid } = openScope(args);
+    const { villageId, bundleId } = locateQuarantined(paths, args.bundle, vid);
     const { entry, raw } = showQuarantine(paths, villageId, bundleId);
     const { file: _f, ...meta } = entry;
     say(`held in ${villageId}: ${printable(meta.reason)}${meta.detail ? ` (${printable(meta.detail)})` : ""}`);
@@ -52,8 +56,8 @@ const approve = defineCommand({
   meta: { name: "approve", description: "Approve: re-checked against the current policy, stored if it now passes" },
   args: { ...refArg, ...villageOpt, ...dataArgs, ...actorArgs },
   run({ args }) {
-    const paths = openData(args);
-    const { villageId, bundleId } = locateQuarantined(paths, args.bundle, villageOf(args));
+    const { paths, vid } = openScope(args);
+    const { villageId, bundleId } = locateQuarantined(paths, args.bundle, vid);
     const result = approveQuarantined(paths, villageId, bundleId, actorOf(args));
     say(`approved ${bundleId} into ${villageId}${result.status === "duplicate" ? " (it was already stored)" : ""}`);
   },
@@ -70,8 +74,8 @@ const reject = defineCommand({
   },
   run({ args }) {
     if (!args.reason.trim()) throw new LinksError("invalid_argument", "--reason must not be empty");
-    const paths = openData(args);
-    const { villageId, bundleId } = locateQuarantined(paths, args.bundle, villageOf(args));
+    const { paths, vid } = openScope(args);
+    const { villageId, bundleId } = locateQuarantined(paths, args.bundle, vid);
     rejectQuarantined(paths, villageId, bundleId, actorOf(args), args.reason);
     say(`rejected ${bundleId} from ${villageId}`);
   },

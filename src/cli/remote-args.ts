@@ -8,10 +8,13 @@ export const tokenArgs = {
   token: { type: "string", description: "Bearer token (default: env LINKS_TOKEN)" },
 } as const;
 
-export function remoteFor(args: { url: string; token?: string | undefined }, opts: { tokenRequired?: boolean } = {}): Remote {
+export function remoteFor(
+  args: { url: string; token?: string | undefined },
+  opts: { tokenRequired?: boolean; maxRetryWaitMs?: number } = {},
+): Remote {
   const token = args.token || process.env.LINKS_TOKEN || undefined;
   if (opts.tokenRequired && !token) {
     throw new LinksError("missing_token", "this command needs a member token: pass --token or set LINKS_TOKEN");
   }
-  return new Remote({ baseUrl: args.url, token });
+  return new Remote({ baseUrl: args.url, token, ...(opts.maxRetryWaitMs === undefined ? {} : { maxRetryWaitMs: opts.maxRetryWaitMs }) });
 }

@@ -1,10 +1,14 @@
 /**
  * Runs the citty command tree with the behaviour operators expect: `--help` on every command,
- * unknown options refused, and every failure a one-line message on stderr with a non-zero exit.
+ * unknown options and extra arguments refused, and every failure one line on stderr
+ * (`links: error: <what> [<code>]`) with a non-zero exit: 2 for a usage mistake (then a hint to
+ * --help), 1 for a refusal, 70 for a bug. With `--json` a failure also prints exactly one
+ * `{"status":"error","code","detail"}` document on stdout, unless the command already printed one.
  */
-import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
-import { isLinksError } from "../core/errors.ts";
+import { renderUsage, runCommand, type ArgsDef, type CommandDef, type CommandMeta } from "citty";
+import { isLinksError, LinksError, type ErrorCode } from "../core/errors.ts";
 import { printable } from "../core/printable.ts";
+import { interruptProgress } from "./progress.ts";
 
 /** Thrown by a command to end with a specific exit code (after printing its own output). */
 export class ExitCode extends Error {
@@ -13,11 +17,15 @@ export class ExitCode extends Error {
   }
 }
 
-export class UsageError extends Error {
+/** A mistake in the command line: exit 2, with a hint to the command's --help. */
+export class UsageError extends LinksError {
   constructor(message: string, readonly commandPath?: string) {
-    super(message);
+    super("usage", message);
   }
 }
+
+/** A command's meta with a longer text that `--help` prints after the options. */
+export type MetaWithDetails = CommandMeta & { details?: string };
 
 type AnyCommand = CommandDef<ArgsDef>;
 
@@ -54,40 +62,52 @@ function commandPath(chain: AnyCommand[]): Promise<string> {
 /**
  * citty names a command after its immediate parent only ("USAGE villages create"): give it the
  * whole path instead, so the USAGE line is a command an operator can run ("links villages create").
+ * A command's `details` (e.g. an input format) follow the options.
  */
 async function usageOf(chain: AnyCommand[]): Promise<string> {
   const cmd = chain[chain.length - 1] as AnyCommand;
-  if (chain.length < 2) return renderUsage(cmd);
+  const details = ((await resolve(cmd.meta)) as MetaWithDetails | undefined)?.details;
   const version = (await resolve(chain[0]?.meta))?.version;
-  return renderUsage(cmd, { meta: { name: await commandPath(chain.slice(0, -1)), version } });
+  const usage = chain.length < 2 ? await renderUsage(cmd) : await renderUsage(cmd, { meta: { name: await commandPath(chain.slice(0, -1)), version } });
+  return details ? `${usage}\n${details.trimEnd()}\n` : usage;
 }
 
 /**
- * Refuses unknown options and returns the arguments with each string option's value joined to
- * it (`--token -abc` -> `--token=-abc`). citty parses the whole command line again at every level
- * of the command tree, where no option is known: there a separate value that starts with "-" (a
- * base64url token does one time in 64) reads as a group of short flags, and one holding "_" set
- * the flag "_", which overwrote the positionals and crashed the parser.
+ * Refuses unknown options and more positional words than the command takes, and returns the
+ * arguments with each string option's value joined to it (`--token -abc` -> `--token=-abc`).
+ * citty parses the whole command line again at every level of the command tree, where no option
+ * is known: there a separate value that starts with "-" (a base64url token does one time in 64)
+ * reads as a group of short flags, and one holding "_" set the flag "_", which overwrote the
+ * positionals and crashed the parser.
  */
 async function checkOptions(cmd: AnyCommand, rest: string[]): Promise<string[]> {
   const defs = (cmd.args ? await resolve(cmd.args) : {}) as ArgsDef;
   const known = new Map<string, string>();
+  let positionals = 0;
   for (const [name, def] of Object.entries(defs)) {
-    if (def.type === "positional") continue;
+    if (def.type === "positional") {
+      positionals++;
+      continue;
+    }
     known.set(name, def.type ?? "string");
     const kebab = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     known.set(kebab, def.type ?? "string");
     for (const alias of [(def as { alias?: string | string[] }).alias ?? []].flat()) known.set(alias, def.type ?? "string");
   }
   const out: string[] = [];
+  const words: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i] as string;
     if (arg === "--") {
       out.push(...rest.slice(i));
+      words.push(...rest.slice(i + 1));
       break;
     }
     out.push(arg);
-    if (!arg.startsWith("-") || arg === "-") continue;
+    if (!arg.startsWith("-") || arg === "-") {
+      words.push(arg);
+      continue;
+    }
     const name = arg.replace(/^--?/, "").split("=")[0] as string;
     const type = known.get(name) ?? (name.startsWith("no-") ? known.get(name.slice(3)) : undefined);
     if (type === undefined) throw new UsageError(`unknown option "${arg.split("=")[0]}"`);
@@ -98,6 +118,7 @@ async function checkOptions(cmd: AnyCommand, rest: string[]): Promise<string[]> 
     if (arg.startsWith("--")) out[out.length - 1] = `${arg}=${value}`;
     else out.push(value);
   }
+  if (words.length > positionals) throw new UsageError(`unexpected argument ${JSON.stringify(words[positionals])}`);
   return out;
 }
 
@@ -106,13 +127,23 @@ export interface CliOptions {
   overview?: AnyCommand;
 }
 
+/** `--json` anywhere before a `--`: the caller wants JSON, on failure too. */
+function wantsJson(rawArgs: string[]): boolean {
+  const end = rawArgs.indexOf("--");
+  return (end === -1 ? rawArgs : rawArgs.slice(0, end)).some((a) => a === "--json" || a === "--json=true");
+}
+
 export async function runCli(root: AnyCommand, rawArgs: string[], opts: CliOptions = {}): Promise<number> {
   let path = "links";
   try {
     const help = (args: string[]) => args.includes("--help") || args.includes("-h");
     if (opts.overview && (rawArgs.length === 0 || (help(rawArgs) && rawArgs.every((a) => a.startsWith("-"))))) {
-      process[rawArgs.length === 0 ? "stderr" : "stdout"].write(`${await usageOf([opts.overview])}\n`);
-      return rawArgs.length === 0 ? 2 : 0;
+      if (rawArgs.length > 0) {
+        process.stdout.write(`${await usageOf([opts.overview])}\n`);
+        return 0;
+      }
+      process.stderr.write(`${await usageOf([opts.overview])}\n`);
+      throw new UsageError("no command given");
     }
     const { chain, rest } = await resolveChain(root, rawArgs);
     const cmd = chain[chain.length - 1] as AnyCommand;
@@ -127,31 +158,62 @@ export async function runCli(root: AnyCommand, rawArgs: string[], opts: CliOptio
     }
     if (!cmd.run) {
       process.stderr.write(`${await usageOf(chain)}\n`);
-      return 2;
+      const subs = cmd.subCommands ? Object.keys(await resolve(cmd.subCommands)) : [];
+      throw new UsageError(`"${path}" needs a command: one of ${subs.join(", ")}`);
     }
     const args = await checkOptions(cmd, rest);
     await runCommand(root, { rawArgs: [...rawArgs.slice(0, rawArgs.length - rest.length), ...args] });
     return 0;
   } catch (error) {
-    return reportError(error, path);
+    return await reportError(error, path, wantsJson(rawArgs));
   }
 }
 
-function reportError(error: unknown, path: string): number {
-  if (error instanceof ExitCode) return error.code;
+interface Failure {
+  code: ErrorCode;
+  detail: string;
+  exit: number;
+  /** where --help would help, for a usage mistake */
+  helpPath?: string;
+}
+
+/** citty's own messages, in our words (its parser reports missing or invalid arguments). */
+function fromCitty(message: string): string {
+  const plain = message.replace(/\x1b\[[0-9;]*m/g, "");
+  const missingOption = /^Missing required argument: (--\S+)$/.exec(plain);
+  if (missingOption) return `missing required option ${missingOption[1]}`;
+  const missingPositional = /^Missing required positional argument: (\S+)$/.exec(plain);
+  if (missingPositional) return `missing required argument ${missingPositional[1]}`;
+  const invalid = /^Invalid value for argument: (--\S+) \((.*)\)\. Expected one of: (.*)\.$/.exec(plain);
+  if (invalid) return `invalid value ${JSON.stringify(invalid[2])} for ${invalid[1]}: expected one of ${invalid[3]}`;
+  return plain.charAt(0).toLowerCase() + plain.slice(1);
+}
+
+/** What went wrong, as a code, a one-line detail and an exit status. */
+export function describeFailure(error: unknown, path: string): Failure {
+  if (error instanceof UsageError) return { code: "usage", detail: error.detail, exit: 2, helpPath: error.commandPath ?? path };
   if (isLinksError(error)) {
-    // a detail can carry stored text or another node's words: one line, no escape sequences
-    process.stderr.write(`links: error: ${printable(error.detail, { max: 2000 })} [${error.code}]\n`);
-    return 1;
+    return error.code === "usage" ? { code: "usage", detail: error.detail, exit: 2, helpPath: path } : { code: error.code, detail: error.detail, exit: 1 };
   }
-  const name = (error as { name?: string })?.name;
-  if (error instanceof UsageError || name === "CLIError") {
-    const where = (error instanceof UsageError && error.commandPath) || path;
-    process.stderr.write(`links: ${(error as Error).message}\nRun "${where} --help" for usage.\n`);
-    return 2;
+  if ((error as { name?: string })?.name === "CLIError") {
+    return { code: "usage", detail: fromCitty((error as Error).message), exit: 2, helpPath: path };
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`links: internal error: ${printable(message)}\n`);
-  if (process.env.LINKS_DEBUG) console.error(error);
-  return 70;
+  return { code: "internal_error", detail: `internal error: ${message}`, exit: 70 };
+}
+
+async function reportError(error: unknown, path: string, json: boolean): Promise<number> {
+  if (error instanceof ExitCode) return error.code;
+  const failure = describeFailure(error, path);
+  interruptProgress();
+  // a detail can carry stored text or another node's words: one line, no escape sequences
+  process.stderr.write(`links: error: ${printable(failure.detail, { max: 2000 })} [${failure.code}]\n`);
+  if (failure.helpPath) process.stderr.write(`Run "${failure.helpPath} --help" for usage.\n`);
+  if (failure.exit === 70 && process.env.LINKS_DEBUG) console.error(error);
+  if (json) {
+    // loaded here, not at start: `links --help` stays as light as it can be
+    const { jsonWasPrinted, printJson } = await import("./common.ts");
+    if (!jsonWasPrinted()) printJson({ status: "error", code: failure.code, detail: failure.detail });
+  }
+  return failure.exit;
 }

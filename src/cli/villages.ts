@@ -19,8 +19,8 @@ const memberArg = { member_id: { type: "positional", description: "Member id", r
 
 /** The data directory and a checked id of a village that exists (else a clear error). */
 function openVillage(args: { data?: string | undefined; village_id: string }): { paths: DataPaths; vid: string } {
-  const paths = openData(args);
   const vid = assertVillageId(args.village_id);
+  const paths = openData(args);
   readVillage(paths, vid);
   return { paths, vid };
 }
@@ -54,9 +54,9 @@ const create = defineCommand({
     ...actorArgs,
   },
   run({ args, rawArgs }) {
-    const paths = openData(args);
     const vid = assertVillageId(args.village_id);
     assertMemberId(args.admin);
+    const paths = openData(args, { create: true });
     const predicates = repeated(rawArgs, "--allowed-predicate");
     const village = createVillage(paths, {
       villageId: vid,
@@ -147,8 +147,8 @@ const show = defineCommand({
   meta: { name: "show", description: "Show a village (village.json, policy included) as JSON" },
   args: { ...vidArg, ...dataArgs, ...jsonArgs },
   run({ args }) {
-    const paths = openData(args);
-    const village = readVillage(paths, assertVillageId(args.village_id));
+    const vid = assertVillageId(args.village_id);
+    const village = readVillage(openData(args), vid);
     printJson(village);
   },
 });
@@ -190,8 +190,8 @@ function listCommand(name: string, description: string, field: ListField, op: "a
       ...actorArgs,
     },
     run({ args }) {
-      const paths = openData(args);
       const vid = assertVillageId(args.village_id);
+      const paths = openData(args);
       const value = isKey ? keyHashOf(args.value) : args.value;
       const { changed } = editPolicy(
         paths,

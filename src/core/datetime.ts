@@ -52,14 +52,33 @@ export function formatInstant(t: Instant): string {
   return t.micros === 0 ? `${base}Z` : `${base}.${pad(t.micros, 6)}Z`;
 }
 
+// The canonical form itself (UTC, "Z", a fraction only when not zero): what this program and
+// Python Links write, so nearly every datetime read (a claim's computed_at, an observation's
+// timestamp) already has it and skips the general parse.
+const CANONICAL_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{6}))?Z$/;
+
+/** The epoch milliseconds of a valid text in canonical form (years 100 to 9999), else null. */
+function canonicalMs(text: string): number | null {
+  const m = CANONICAL_RE.exec(text);
+  if (!m || m[7] === "000000") return null;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  // Date.UTC maps years 0..99 to 1900..1999: those take the general path
+  if (year < 100 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
+  if (hour > 23 || minute > 59 || second > 59) return null;
+  return Date.UTC(year, month - 1, day, hour, minute, second) + (m[7] ? Math.floor(Number(m[7]) / 1000) : 0);
+}
+
 /** Normalizes a datetime text to the canonical form, or returns null if it is not accepted. */
 export function normalizeDatetime(text: string): string | null {
+  if (canonicalMs(text) !== null) return text;
   const t = parseDatetime(text);
   return t ? formatInstant(t) : null;
 }
 
 /** Milliseconds since the epoch of a datetime text already accepted by parseDatetime. */
 export function datetimeToMs(text: string): number {
+  const fast = canonicalMs(text);
+  if (fast !== null) return fast;
   const t = parseDatetime(text);
   if (!t) throw new RangeError(`not a datetime: ${text}`);
   return t.epochSeconds * 1000 + Math.floor(t.micros / 1000);

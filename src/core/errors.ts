@@ -15,6 +15,8 @@ export const ERROR_STATUS = {
   invalid_cursor: 400,
   body_too_large: 413,
   unsupported_media_type: 415,
+  /** the command line itself is wrong (CLI only: exit status 2) */
+  usage: 400,
   // crypto
   invalid_signature: 400,
   bundle_id_mismatch: 400,
@@ -70,6 +72,8 @@ export const ERROR_STATUS = {
   file_exists: 409,
   data_dir_in_use: 409,
   method_not_allowed: 405,
+  data_dir_not_found: 404,
+  no_edges: 422,
   // environment
   storage_full: 507,
   storage_error: 503,

@@ -149,3 +149,74 @@ export function createFileUnsynced(path: string, data: string | Uint8Array): voi
     throw storageError(e, `creating ${path}`);
   }
 }
+
+/**
+ * A file written in pieces (an output too large to build as one string) that appears at path
+ * complete or not at all, like atomicWrite: pieces go to a temp file beside it, buffered;
+ * commit() fsyncs it and renames it into place; abort() (or a failed write) removes it.
+ */
+export class AtomicFileWriter {
+  private readonly temp: string;
+  private fd: number | null;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private static readonly FLUSH_BYTES = 1 << 20;
+
+  constructor(readonly path: string, mode = 0o644) {
+    this.temp = tempPathFor(path);
+    try {
+      this.fd = openCreatingParents(this.temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
+      fchmodSync(this.fd, mode);
+    } catch (e) {
+      throw storageError(e, `writing ${path}`);
+    }
+  }
+
+  write(piece: string | Uint8Array): void {
+    const bytes = typeof piece === "string" ? Buffer.from(piece, "utf8") : Buffer.from(piece);
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= AtomicFileWriter.FLUSH_BYTES) this.flush();
+  }
+
+  private flush(): void {
+    const fd = this.open();
+    const data = Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    try {
+      let done = 0;
+      while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+    } catch (e) {
+      this.abort();
+      throw storageError(e, `writing ${this.path}`);
+    }
+  }
+
+  private open(): number {
+    if (this.fd === null) throw new LinksError("internal_error", `${this.path} was already committed or aborted`);
+    return this.fd;
+  }
+
+  commit(): void {
+    this.flush();
+    const fd = this.open();
+    try {
+      fsyncSync(fd);
+      closeSync(fd);
+      this.fd = null;
+      renameSync(this.temp, this.path);
+      fsyncDir(dirname(this.path));
+    } catch (e) {
+      this.abort();
+      throw storageError(e, `writing ${this.path}`);
+    }
+  }
+
+  /** Drops what was written; the target is untouched. */
+  abort(): void {
+    if (this.fd !== null) closeQuietly(this.fd);
+    this.fd = null;
+    removeQuietly(this.temp);
+  }
+}

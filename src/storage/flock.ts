@@ -11,8 +11,8 @@
  * holder that awaits does not deadlock a second caller) and refuses a nested sync take of a lock
  * this process already holds, which would otherwise hang forever.
  */
-import { dlopen, read } from "bun:ffi";
-import { closeSync, constants } from "node:fs";
+import { dlopen, read, type Pointer } from "bun:ffi";
+import { closeSync, constants, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { LinksError, storageError } from "../core/errors.ts";
 import { openCreatingParents } from "./open.ts";
@@ -27,32 +27,99 @@ const EINTR = 4;
 /** EWOULDBLOCK (= EAGAIN): 11 on Linux, 35 on macOS and the BSDs. */
 const EWOULDBLOCK = process.platform === "linux" ? 11 : 35;
 
-const LIBC = "libc.so.6";
-const SYMBOLS = {
-  flock: { args: ["i32", "i32"], returns: "i32" },
-  __errno_location: { args: [], returns: "ptr" },
-} as const;
+/** A C library that has flock(2), and the function that gives the address of errno in it. */
+export interface LibcChoice {
+  path: string;
+  errno: "__errno_location" | "__error";
+}
 
-type Libc = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
+export type LinuxLibc = "glibc" | "musl";
+
+/**
+ * Which C library this process runs on, from the libraries mapped into it (/proc/self/maps):
+ * musl's loader is its libc; glibc maps libc.so.6. Null when neither shows.
+ */
+export function libcFromMaps(maps: string): LinuxLibc | null {
+  if (/\/(ld-musl|libc\.musl)-[^/\s]+\.so\.1$/m.test(maps)) return "musl";
+  if (/\/libc\.so\.6$/m.test(maps)) return "glibc";
+  return null;
+}
+
+/**
+ * The libraries to try, in order: glibc's libc.so.6 with __errno_location; musl's libc (named
+ * libc.musl-<arch>.so.1 on Alpine; "libc.so" is the name musl always resolves to itself) with
+ * __errno_location; macOS's libSystem with __error. A process's own libc goes first, and a known
+ * one alone: loading another C library into a process would be worse than refusing to start.
+ */
+export function libcCandidates(platform: string, arch: string, running: LinuxLibc | null): LibcChoice[] {
+  if (platform === "darwin") return [{ path: "/usr/lib/libSystem.B.dylib", errno: "__error" }];
+  if (platform !== "linux") return [];
+  const muslArch = arch === "x64" ? "x86_64" : arch === "arm64" ? "aarch64" : arch;
+  const glibc: LibcChoice[] = [{ path: "libc.so.6", errno: "__errno_location" }];
+  const musl: LibcChoice[] = [
+    { path: `libc.musl-${muslArch}.so.1`, errno: "__errno_location" },
+    { path: "libc.so", errno: "__errno_location" },
+  ];
+  if (running === "glibc") return glibc;
+  if (running === "musl") return musl;
+  return [...glibc, ...musl];
+}
+
+function runningLibc(): LinuxLibc | null {
+  if (process.platform !== "linux") return null;
+  try {
+    return libcFromMaps(readFileSync("/proc/self/maps", "utf8"));
+  } catch {
+    return null;
+  }
+}
+
+function symbolsFor(errno: LibcChoice["errno"]) {
+  return {
+    flock: { args: ["i32", "i32"], returns: "i32" },
+    [errno]: { args: [], returns: "ptr" },
+  } as const;
+}
+
+interface Libc {
+  /** the library's name as it was opened */
+  path: string;
+  flock(fd: number, op: number): number;
+  errnoPointer(): Pointer | null;
+}
+
 let libc: Libc | null = null;
 
 function loadLibc(): Libc {
   if (libc) return libc;
-  try {
-    libc = dlopen(LIBC, SYMBOLS).symbols;
-  } catch (e) {
-    throw new LinksError(
-      "flock_unavailable",
-      `file locking needs flock(2) from ${LIBC} (glibc on Linux), which could not be loaded on ` +
-        `this platform (${process.platform}/${process.arch}); links runs on glibc-based Linux only`,
-      { cause: e },
-    );
+  const candidates = libcCandidates(process.platform, process.arch, runningLibc());
+  const failures: string[] = [];
+  for (const choice of candidates) {
+    try {
+      const symbols = dlopen(choice.path, symbolsFor(choice.errno)).symbols as unknown as Record<string, (...a: number[]) => unknown>;
+      const flock = symbols.flock as (fd: number, op: number) => number;
+      const errnoFn = symbols[choice.errno] as () => Pointer | null;
+      libc = { path: choice.path, flock, errnoPointer: errnoFn };
+      return libc;
+    } catch (e) {
+      failures.push(`${choice.path}: ${(e as Error).message}`);
+    }
   }
-  return libc;
+  throw new LinksError(
+    "flock_unavailable",
+    `file locking needs flock(2) from the C library, which could not be loaded on this platform ` +
+      `(${process.platform}/${process.arch}); links runs on Linux (glibc or musl) and macOS` +
+      (failures.length > 0 ? `; tried ${failures.join("; ")}` : ""),
+  );
+}
+
+/** The C library this process uses, as dlopen found it (for other calls into it, e.g. syncfs). */
+export function libcPath(): string {
+  return loadLibc().path;
 }
 
 function errno(lib: Libc): number {
-  const p = lib.__errno_location();
+  const p = lib.errnoPointer();
   return p === null ? 0 : read.i32(p, 0);
 }
 

@@ -2,11 +2,12 @@
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, constants, openSync } from "node:fs";
 import { storageError } from "../core/errors.ts";
+import { libcPath } from "./flock.ts";
 
 let lib: { symbols: { syncfs: (fd: number) => number } } | null = null;
 
 export function syncFilesystem(path: string): void {
-  lib ??= dlopen("libc.so.6", { syncfs: { args: [FFIType.i32], returns: FFIType.i32 } });
+  lib ??= dlopen(libcPath(), { syncfs: { args: [FFIType.i32], returns: FFIType.i32 } });
   const fd = openSync(path, constants.O_RDONLY);
   try {
     if (lib.symbols.syncfs(fd) !== 0) throw Object.assign(new Error("syncfs failed"), { code: "EIO" });

@@ -2,7 +2,10 @@ import { describe, expect, test } from "bun:test";
 import { canonicalize, JsonFloat, type JsonValue } from "../../../src/core/canonical.ts";
 import {
   DERIVATION,
+  Derivation,
   deriveEdges,
+  OBSERVATION_FIELDS,
+  SKIP_REASONS,
   type Edge,
   edgesToGraphml,
   type Observation,
@@ -369,5 +372,84 @@ describe("when entity ids need escaping in GraphML", () => {
     expect(() => parseXml(`<a>\u0001</a>`)).toThrow();
     expect(() => parseXml(`<a/><b/>`)).toThrow();
     expect(parseXml(`<a b="&lt;&#9;"/>`).attrs.b).toBe("<\t");
+  });
+});
+
+describe("when a Derivation counts observations in two passes", () => {
+  function run(list: Observation[], windowDays = 30) {
+    const d = new Derivation(windowDays);
+    for (const o of list) d.see(o);
+    const reasons = list.map((o) => d.count(o));
+    return { d, reasons };
+  }
+
+  test("each observation that does not count says why, and the tallies add up", () => {
+    const list = [
+      obs("a", "b", "2024-05-31T00:00:00Z", { observation_id: "x1" }),
+      obs("a", "b", "2024-05-31T00:00:00Z", { observation_id: "x1" }),
+      obs("a", "b", "2024-05-31T00:00:00Z", { kind: "page_edit" }),
+      obs("a", null),
+      obs("a", "b", "2024-04-01T00:00:00Z"),
+    ];
+    const { d, reasons } = run(list);
+    expect(reasons).toEqual([null, "duplicate", "other_kind", "no_target", "outside_window"]);
+    d.invalid();
+    expect(d.skipped).toEqual({ invalid: 1, other_kind: 1, no_target: 1, outside_window: 1, duplicate: 1 });
+    expect(d.counted).toBe(1);
+    expect(SKIP_REASONS).toEqual(["invalid", "other_kind", "no_target", "outside_window", "duplicate"]);
+  });
+
+  test("the window ends at the newest counted observation, as given", () => {
+    const { d } = run([obs("a", "b", "2024-05-01T00:00:00Z"), obs("a", "c", "2024-05-31T10:00:00.5Z"), obs("a", "d", "2030-01-01T00:00:00Z", { kind: "page_edit" })]);
+    expect(d.windowEnd).toBe("2024-05-31T10:00:00.5Z");
+  });
+
+  test("an integer id and the same integer as text are one observation; other texts are not", () => {
+    const { reasons } = run([
+      obs("a", "b", undefined, { observation_id: 7 }),
+      obs("a", "b", undefined, { observation_id: "7" }),
+      obs("a", "b", undefined, { observation_id: "07" }),
+      obs("a", "b", undefined, { observation_id: "-0" }),
+      obs("a", "b", undefined, { observation_id: 0 }),
+    ]);
+    expect(reasons).toEqual([null, "duplicate", null, null, null]);
+  });
+
+  test("negative ids are told apart from positive ones, and long digit strings stay texts", () => {
+    const { reasons } = run([
+      obs("a", "b", undefined, { observation_id: -5 }),
+      obs("a", "b", undefined, { observation_id: "-5" }),
+      obs("a", "b", undefined, { observation_id: 5 }),
+      obs("a", "b", undefined, { observation_id: "12345678901234567890" }),
+      obs("a", "b", undefined, { observation_id: "12345678901234567890" }),
+      obs("a", "b", undefined, { observation_id: 2 ** 52 }),
+      obs("a", "b", undefined, { observation_id: String(2 ** 52) }),
+    ]);
+    expect(reasons).toEqual([null, "duplicate", null, null, "duplicate", null, "duplicate"]);
+  });
+
+  test("no counted observation leaves no window end and no edges", () => {
+    const { d } = run([obs("a", null), obs("a", "b", undefined, { kind: "page_edit" })]);
+    expect(d.windowEnd).toBeNull();
+    expect([...d.edges()]).toEqual([]);
+    expect(d.edgeCount).toBe(0);
+  });
+
+  test("edges sort by (from, to) in code-point order, whatever order the pairs came in", () => {
+    const { d } = run([obs("b", "a"), obs("\u{1F600}", "a"), obs("a", "z"), obs("a", "\uFF21"), obs("a", "b"), obs("B", "a")]);
+    expect([...d.edges()].map((e) => [e.from_entity_id, e.to_entity_id])).toEqual([
+      ["B", "a"],
+      ["a", "b"],
+      ["a", "z"],
+      ["a", "\uFF21"],
+      ["b", "a"],
+      ["\u{1F600}", "a"],
+    ]);
+  });
+
+  test("every field of the schema is listed as an observation field", () => {
+    expect([...OBSERVATION_FIELDS].sort()).toEqual(
+      ["actor_entity_id", "context", "evidence_uri", "kind", "observation_id", "target_entity_id", "timestamp"],
+    );
   });
 });

@@ -30,7 +30,12 @@ export function jsonMediaTypeProblem(contentType: string | undefined): string | 
 }
 
 function tooLarge(max: number, what: string): LinksError {
-  return new LinksError("body_too_large", `the request body ${what} the limit of ${max} bytes`);
+  return new LinksError(
+    "body_too_large",
+    `the request body ${what} the limit of ${max} bytes; split the claims into smaller bundles ` +
+      `(links claims build --max-bytes ${max} writes as many as needed, and links sync push-village takes their directory), ` +
+      `or the node's operator raises links serve --max-body`,
+  );
 }
 
 async function readLimited(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array> {
