@@ -7,6 +7,7 @@
  */
 import { Hono } from "hono";
 import { LinksError } from "../core/errors.ts";
+import { AuditIndex } from "../storage/audit-index.ts";
 import { MemberDirectory } from "../storage/members.ts";
 import { ClaimsDb } from "../storage/claims-db.ts";
 import { GroupCommit } from "../storage/group-commit.ts";
@@ -21,6 +22,7 @@ import { authFailureGuard, rateLimit, RateLimiter } from "./middleware/rate-limi
 import { requestLog } from "./middleware/request-log/index.ts";
 import { routeIds } from "./middleware/route-ids/index.ts";
 import { RouteTable } from "./route-table.ts";
+import { bundlesRoutes } from "./routes/bundles.ts";
 import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
 import { inboxRoutes } from "./routes/inbox.ts";
@@ -105,9 +107,11 @@ export function createApp(opts: ServerOptions): LinksApp {
   const commit = new GroupCommit(paths);
   const claimsDb = new ClaimsDb(paths);
   claimsDb.catchUp();
+  const auditIndex = new AuditIndex(paths);
   const deps: RouteDeps = {
     commit,
     claimsDb,
+    auditIndex,
     app,
     routes,
     paths,
@@ -131,12 +135,14 @@ export function createApp(opts: ServerOptions): LinksApp {
   policyRoutes(deps);
   policyFeedRoutes(deps);
   quarantineRoutes(deps);
+  bundlesRoutes(deps);
 
   return {
     app,
     close: async () => {
       await commit.close();
       claimsDb.close();
+      auditIndex.close();
       limiter.clear();
     },
   };

@@ -1,6 +1,7 @@
 /** What the route modules are built from: storage, the shared middleware, the route table. */
 import type { Hono, MiddlewareHandler } from "hono";
 import type { Right } from "../../core/village-policy.ts";
+import type { AuditIndex } from "../../storage/audit-index.ts";
 import type { ClaimsDb } from "../../storage/claims-db.ts";
 import type { GroupCommit } from "../../storage/group-commit.ts";
 import type { DataPaths } from "../../storage/paths.ts";
@@ -15,6 +16,8 @@ export interface RouteDeps {
   commit: GroupCommit;
   /** the query index derived from store/index/claims.jsonl */
   claimsDb: ClaimsDb;
+  /** the per-village Merkle trees derived from the audit log (the bundle feed's order) */
+  auditIndex: AuditIndex;
   now: () => number;
   /** step 1: path ids checked, village read */
   ids: MiddlewareHandler<AppEnv>;
