@@ -21,8 +21,10 @@ export type LockMode = "exclusive" | "shared";
 
 const LOCK_SH = 1;
 const LOCK_EX = 2;
+const LOCK_NB = 4;
 const LOCK_UN = 8;
 const EINTR = 4;
+const EWOULDBLOCK = 11;
 
 const LIBC = "libc.so.6";
 const SYMBOLS = {
@@ -66,6 +68,18 @@ function callFlock(fd: number, op: number, what: string): void {
 /** Blocks until the lock is held; retries when a signal interrupts the wait. */
 export function lockFd(fd: number, mode: LockMode): void {
   callFlock(fd, mode === "exclusive" ? LOCK_EX : LOCK_SH, mode);
+}
+
+/** Takes the lock if no one holds it; false (at once) when someone does. */
+export function tryLockFd(fd: number, mode: LockMode): boolean {
+  const lib = loadLibc();
+  for (;;) {
+    if (lib.flock(fd, (mode === "exclusive" ? LOCK_EX : LOCK_SH) | LOCK_NB) === 0) return true;
+    const err = errno(lib);
+    if (err === EINTR) continue;
+    if (err === EWOULDBLOCK) return false;
+    throw new LinksError("storage_error", `flock(${mode}, non-blocking) failed on fd ${fd}: errno ${err}`);
+  }
 }
 
 export function unlockFd(fd: number): void {
@@ -154,5 +168,29 @@ export async function withFileLock<T>(
     held.delete(key);
     if (queues.get(key) === tail) queues.delete(key);
     release();
+  }
+}
+
+/**
+ * Runs fn while holding an exclusive flock on lockPath, if the lock is free; resolves to
+ * `{ held: false }` at once, without waiting, when another process (or this one) holds it.
+ */
+export async function withFileLockIfFree<T>(lockPath: string, fn: () => T | Promise<T>): Promise<{ held: true; value: T } | { held: false }> {
+  const key = resolve(lockPath);
+  if (held.has(key)) return { held: false };
+  const fd = openLockFile(key);
+  let locked = false;
+  try {
+    locked = tryLockFd(fd, "exclusive");
+    if (!locked) return { held: false };
+    held.add(key);
+    return { held: true, value: await fn() };
+  } finally {
+    if (locked) {
+      held.delete(key);
+      unlockAndClose(fd);
+    } else {
+      closeSync(fd);
+    }
   }
 }
