@@ -61,6 +61,14 @@ export function parsePositiveInt(value: string | undefined, name: string, fallba
   return Number(value);
 }
 
+/** A whole number of seconds from 0 to a day (0 usually means "off"). */
+export function parseSeconds(value: string, name: string): number {
+  if (!/^\d{1,5}$/.test(value.trim()) || Number(value) > 86_400) {
+    throw new LinksError("invalid_argument", `--${name} must be a whole number of seconds from 0 to 86400, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
 /** Every value of a repeatable option, in order (citty keeps only the last). */
 export function repeated(rawArgs: string[], flag: string): string[] {
   const out: string[] = [];

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { groupMeta } from "./groups.ts";
 import { LinksError } from "../core/errors.ts";
-import { dataArgs, dataDir, parseByteSize, repeated } from "./common.ts";
+import { dataArgs, dataDir, parseByteSize, parseSeconds, repeated } from "./common.ts";
 
 export default defineCommand({
   meta: groupMeta("serve"),
@@ -19,6 +19,7 @@ export default defineCommand({
       description: "Accept bearer tokens over plain HTTP from non-loopback peers (not recommended)",
     },
     "max-body": { type: "string", description: "Largest request body", default: "1MiB", valueHint: "size" },
+    "sync-interval": { type: "string", description: "Seconds between syncs with each peer (links peers; 0: off)", default: "30", valueHint: "seconds" },
   },
   async run({ args, rawArgs }) {
     if (!/^\d+$/.test(args.port) || Number(args.port) > 65535) {
@@ -32,6 +33,7 @@ export default defineCommand({
       trustProxy: repeated(rawArgs, "--trust-proxy"),
       allowInsecureRemote: Boolean(args["allow-insecure-remote"]),
       maxBodyBytes: parseByteSize(args["max-body"], "max-body"),
+      syncIntervalMs: parseSeconds(args["sync-interval"], "sync-interval") * 1000,
     });
   },
 });

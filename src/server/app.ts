@@ -66,6 +66,8 @@ export const DEFAULTS = {
 
 export interface LinksApp {
   app: Hono<AppEnv>;
+  /** the node's group commit, for work beside the HTTP routes (the sync loop) */
+  commit: GroupCommit;
   /**
    * Finishes the commits in flight, checkpoints, closes the claims database and releases the
    * rate limiter's memory; the app answers nothing useful after.
@@ -139,6 +141,7 @@ export function createApp(opts: ServerOptions): LinksApp {
 
   return {
     app,
+    commit,
     close: async () => {
       await commit.close();
       claimsDb.close();

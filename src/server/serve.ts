@@ -8,6 +8,8 @@ import { resolve } from "node:path";
 import { LinksError } from "../core/errors.ts";
 import { recover } from "../storage/group-commit.ts";
 import { DataPaths } from "../storage/paths.ts";
+import { startSyncLoop } from "../replication/loop.ts";
+import { SYNC_DEFAULTS } from "../replication/pass.ts";
 import { createApp, DEFAULTS } from "./app.ts";
 import { isLoopbackHost, urlHost } from "./net.ts";
 
@@ -25,6 +27,8 @@ export interface ServeOptions {
   logger?: (line: object) => void;
   /** where the startup line and warnings go (default stderr) */
   announce?: (line: string) => void;
+  /** how often to sync with each configured peer, in ms (0: never in the background) */
+  syncIntervalMs?: number;
 }
 
 export interface ServerHandle {
@@ -54,7 +58,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   if (recovered.repaired > 0) {
     announce(`links: recovered ${recovered.repaired} of ${recovered.logged} bundles from the ingest log after a crash`);
   }
-  const { app, close } = createApp({
+  const { app, close, commit } = createApp({
     dataDir,
     trustProxy: opts.trustProxy ?? DEFAULTS.trustProxy,
     allowInsecureRemote,
@@ -90,11 +94,15 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const warning = insecureBindWarning(opts.bind, allowInsecureRemote);
   if (warning) announce(warning);
   announce(`links: listening on http://${urlHost(hostname)}:${port} (data ${dataDir})`);
+  const syncIntervalMs = opts.syncIntervalMs ?? SYNC_DEFAULTS.intervalMs;
+  const sync = syncIntervalMs > 0
+    ? startSyncLoop({ paths: new DataPaths(dataDir), commit, intervalMs: syncIntervalMs, log: opts.logger ?? DEFAULTS.logger })
+    : null;
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      await server.stop();
+      await Promise.all([server.stop(), sync?.stop()]);
       // Removed only now, so a second signal while requests finish still reaches onSignal.
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
