@@ -27,6 +27,7 @@ import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
 import { inboxRoutes } from "./routes/inbox.ts";
 import { policyFeedRoutes } from "./routes/policy-feed.ts";
+import { peersRoutes } from "./routes/peers.ts";
 import { policyRoutes } from "./routes/policy.ts";
 import { publicRoutes } from "./routes/public.ts";
 import { quarantineRoutes } from "./routes/quarantine.ts";
@@ -138,6 +139,7 @@ export function createApp(opts: ServerOptions): LinksApp {
   policyFeedRoutes(deps);
   quarantineRoutes(deps);
   bundlesRoutes(deps);
+  peersRoutes(deps);
 
   return {
     app,
