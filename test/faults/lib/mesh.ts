@@ -18,6 +18,8 @@ export interface Front {
   url: string;
   /** where requests go now; null: answer 502 as if the node were down */
   target: string | null;
+  /** how long to hold a request before passing it on (a slow link) */
+  delayMs: (url: URL) => number;
   stop(): void;
 }
 
@@ -26,6 +28,7 @@ export function startFront(): Front {
   const front: Front = {
     url: "",
     target: null,
+    delayMs: () => 0,
     stop: () => server.stop(true),
   };
   const server = Bun.serve({
@@ -35,6 +38,9 @@ export function startFront(): Front {
       const down = () => Response.json({ detail: "the node behind this front is down", code: "unavailable" }, { status: 502 });
       if (front.target === null) return down();
       const url = new URL(req.url);
+      const delay = front.delayMs(url);
+      if (delay > 0) await Bun.sleep(delay);
+      if (front.target === null) return down();
       try {
         const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer();
         return await fetch(`${front.target}${url.pathname}${url.search}`, { method: req.method, headers: req.headers, body });
