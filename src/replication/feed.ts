@@ -4,7 +4,7 @@
  * to the village's own pipeline, where its signature and the local policy decide.
  */
 import { BUNDLE_ID_RE } from "../core/bundle.ts";
-import { toJsonText, type JsonValue } from "../core/canonical.ts";
+import type { JsonValue } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
 import type { PeerRemote } from "./peer-remote.ts";
 
@@ -30,8 +30,8 @@ export async function downloadPage(remote: PeerRemote, vid: string, since: strin
 export interface PageItem {
   /** the id the bundle claims (not yet verified); null when it is not a bundle id */
   claimedId: string | null;
-  /** the bundle as JSON bytes, for the village's pipeline */
-  raw: Uint8Array;
+  /** the bundle as the peer sent it, for the village's pipeline */
+  bundle: JsonValue;
 }
 
 export interface CheckedPage {
@@ -54,11 +54,10 @@ export function checkPage(body: JsonValue | null, limit: number): CheckedPage {
     throw feedError("next_cursor is not a cursor (base64url, at most 256 characters)");
   }
   if (bundles.length > 0 && (next === null || next === undefined)) throw feedError("a page with bundles has no next_cursor");
-  const encoder = new TextEncoder();
   const items = bundles.map((b, i): PageItem => {
     if (typeof b !== "object" || b === null || Array.isArray(b)) throw feedError(`bundles[${i}] is not a JSON object`);
     const id = (b as Record<string, JsonValue>).bundle_id;
-    return { claimedId: typeof id === "string" && BUNDLE_ID_RE.test(id) ? id : null, raw: encoder.encode(toJsonText(b)) };
+    return { claimedId: typeof id === "string" && BUNDLE_ID_RE.test(id) ? id : null, bundle: b };
   });
   return { items, nextCursor: (next as string | null | undefined) ?? null };
 }

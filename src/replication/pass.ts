@@ -18,6 +18,7 @@
  * (bundles, policy updates, checkpoints), never from the transport or the peer.
  */
 import { pullPolicy, remoteHead } from "../client/policy-pull.ts";
+import { toJsonText } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
 import { policyHash } from "../core/policy-update.ts";
@@ -36,10 +37,10 @@ import { villageHolds } from "./village-bundles.ts";
 export const SYNC_DEFAULTS = {
   /** how often a running node syncs with each peer (serve --sync-interval) */
   intervalMs: 30_000,
-  /** bundles asked for per page */
-  pageLimit: 100,
+  /** bundles asked for per page (a page is parsed in one go: kept small so that never takes long) */
+  pageLimit: 50,
   /** pages per pass; a peer with more waits for the next pass (which comes soon) */
-  maxPagesPerPass: 100,
+  maxPagesPerPass: 200,
   /** each request to the peer */
   timeoutMs: 15_000,
 };
@@ -139,31 +140,31 @@ async function runPass(ctx: SyncContext, wanted: Pick<Peer, "village" | "url">):
     return { next_attempt: ms === null ? null : new Date(Date.now() + ms).toISOString(), ms };
   };
   try {
-    recorder.update({ step: "audit", last_attempt: nowIso() });
+    await recorder.update({ step: "audit", last_attempt: nowIso() });
     const audit = await unlessStopped(ctx.signal, checkPeerLog(remote, vid, recorder.state.node_key, recorder.state.checkpoint));
-    recorder.update(
+    await recorder.update(
       audit.status === "checked"
         ? { step: "policy", audit: "checked", node_key: audit.nodeKey, checkpoint: audit.checkpoint }
         : { step: "policy", audit: "unavailable" },
     );
 
     const policy = await unlessStopped(ctx.signal, policyStep(remote, ctx.paths, vid));
-    recorder.update({ step: "bundles", local_head: policy.localHead, remote_head: policy.remoteHead });
+    await recorder.update({ step: "bundles", local_head: policy.localHead, remote_head: policy.remoteHead });
 
     const caughtUp = await bundlesStep(ctx, remote, recorder, tally);
     const drift: Drift = policy.drift === "ahead" ? "ahead" : caughtUp ? "aligned" : "behind";
     const next = nextAttempt(0, caughtUp);
-    recorder.succeed({ drift, next_attempt: next.next_attempt });
+    await recorder.succeed({ drift, next_attempt: next.next_attempt });
     return report(peer, "ok", { ...tally, drift, caught_up: caughtUp, next_delay_ms: next.ms });
   } catch (e) {
     if (e instanceof Stopped) {
-      recorder.update({ step: "idle" });
+      await recorder.update({ step: "idle" });
       return report(peer, "stopped", { ...tally, drift: recorder.state.drift });
     }
     const error = isLinksError(e) ? e : new LinksError("internal_error", (e as Error)?.message ?? String(e), { cause: e });
     const drift = driftAfter(error, recorder.state);
     const next = nextAttempt(recorder.state.failures + 1, false);
-    recorder.fail(error.code, error.detail, { drift, next_attempt: next.next_attempt });
+    await recorder.fail(error.code, error.detail, { drift, next_attempt: next.next_attempt });
     return report(peer, "failed", {
       ...tally,
       drift,
@@ -211,13 +212,13 @@ async function bundlesStep(ctx: SyncContext, remote: PeerRemote, recorder: Statu
       // what we already hold is recognised by id and costs nothing.
       if (!isLinksError(e) || e.code !== "invalid_cursor" || cursor === null || restarted) throw e;
       restarted = true;
-      recorder.update({ cursor: null, etag: null });
+      await recorder.update({ cursor: null, etag: null });
       continue;
     }
     if (download.status === "not_modified") return true;
     const page = checkPage(download.body, limit);
     if (page.items.length === 0 && page.nextCursor === null) {
-      recorder.update({ etag: download.etag });
+      await recorder.update({ etag: download.etag });
       return true;
     }
     const next = page.nextCursor as string;
@@ -238,11 +239,11 @@ async function bundlesStep(ctx: SyncContext, remote: PeerRemote, recorder: Statu
       bundles_refused: s.bundles_refused + activated.refused,
     };
     if (activated.failure !== null) {
-      recorder.update(counters);
+      await recorder.update(counters);
       throw activated.failure;
     }
     // every bundle of the page is durable here (or was refused by nothing): the cursor may pass them
-    recorder.update({ ...counters, cursor: next, etag: null });
+    await recorder.update({ ...counters, cursor: next, etag: null });
     throwIfStopped(ctx.signal);
   }
   return false;
@@ -274,8 +275,9 @@ async function activatePage(ctx: SyncContext, vid: string, items: PageItem[], ac
     }
     await yieldToLoop();
     if (ctx.signal?.aborted) break;
+    const raw = new TextEncoder().encode(toJsonText(item.bundle));
     pending.push(
-      submitToVillage(ctx.paths, vid, item.raw, actor, { commit: ctx.commit }).then(
+      submitToVillage(ctx.paths, vid, raw, actor, { commit: ctx.commit }).then(
         (r) => r.status,
         (e: unknown) => {
           const error = isLinksError(e) ? e : new LinksError("internal_error", (e as Error)?.message ?? String(e), { cause: e });

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { nowIso } from "../core/datetime.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import { parseWith } from "../core/schema.ts";
-import { readJsonFile, writeJsonFile } from "../storage/json-file.ts";
+import { readJsonFile, writeJsonFileAsync } from "../storage/json-file.ts";
 import type { DataPaths } from "../storage/paths.ts";
 import { peerId, type Peer } from "./peers.ts";
 
@@ -94,8 +94,9 @@ export function readPeerState(paths: DataPaths, peer: Pick<Peer, "village" | "ur
   return state.village === peer.village && state.url === peer.url ? state : freshState(peer);
 }
 
-export function writePeerState(paths: DataPaths, state: PeerState): void {
-  writeJsonFile(paths.peerStateFile(state.village, peerId(state.url)), state);
+/** Replaces the record, all or nothing and durably, without holding up the event loop. */
+export function writePeerState(paths: DataPaths, state: PeerState): Promise<void> {
+  return writeJsonFileAsync(paths.peerStateFile(state.village, peerId(state.url)), state);
 }
 
 export function statusOf(state: PeerState): PeerStatus {
@@ -134,16 +135,16 @@ export class StatusRecorder {
     return this.current;
   }
 
-  update(change: Partial<PeerState>): void {
+  update(change: Partial<PeerState>): Promise<void> {
     this.current = { ...this.current, ...change };
-    writePeerState(this.paths, this.current);
+    return writePeerState(this.paths, this.current);
   }
 
-  fail(code: ErrorCode | string, detail: string, extra: Partial<PeerState> = {}): void {
-    this.update({ ...extra, step: "idle", failures: this.current.failures + 1, last_error: { code, detail, at: nowIso() } });
+  fail(code: ErrorCode | string, detail: string, extra: Partial<PeerState> = {}): Promise<void> {
+    return this.update({ ...extra, step: "idle", failures: this.current.failures + 1, last_error: { code, detail, at: nowIso() } });
   }
 
-  succeed(extra: Partial<PeerState> = {}): void {
-    this.update({ ...extra, step: "idle", failures: 0, last_success: nowIso(), last_error: null });
+  succeed(extra: Partial<PeerState> = {}): Promise<void> {
+    return this.update({ ...extra, step: "idle", failures: 0, last_success: nowIso(), last_error: null });
   }
 }

@@ -21,7 +21,7 @@ describe("GET /villages/:id/peers", () => {
     addPeer(node.paths, VID, "http://127.0.0.1:9001", SECRET);
     addPeer(node.paths, VID, "http://127.0.0.1:9002", null);
     const recorder = new StatusRecorder(node.paths, readPeerState(node.paths, { village: VID, url: "http://127.0.0.1:9002" }));
-    recorder.fail("unavailable", "cannot reach http://127.0.0.1:9002");
+    await recorder.fail("unavailable", "cannot reach http://127.0.0.1:9002");
 
     const res = await node.send("GET", `/villages/${VID}/peers`, { token: node.tokens.admin });
     expect(res.status).toBe(200);
