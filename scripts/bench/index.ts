@@ -5,6 +5,7 @@
 import { ingestBench } from "./ingest.ts";
 import { memoryBench } from "./memory.ts";
 import { queryBench } from "./query.ts";
+import { replicationBench } from "./replication.ts";
 import { scaleBench } from "./scale.ts";
 import { startupBench } from "./startup.ts";
 
@@ -19,6 +20,7 @@ const sections: Array<[string, () => Promise<Array<[string, string]>>]> = [
   ["query", queryBench],
   ["scale", scaleBench],
   ["memory", memoryBench],
+  ["replication", replicationBench],
 ];
 
 const table: Array<[string, string, string]> = [];

@@ -38,8 +38,8 @@ export interface Node {
   stop(): Promise<void>;
 }
 
-export async function startNode(dataDir: string): Promise<Node> {
-  const proc = Bun.spawn([BIN, "serve", "--port", "0", "--data", dataDir], { stdout: "ignore", stderr: "pipe" });
+export async function startNode(dataDir: string, extraArgs: string[] = []): Promise<Node> {
+  const proc = Bun.spawn([BIN, "serve", "--port", "0", "--data", dataDir, ...extraArgs], { stdout: "ignore", stderr: "pipe" });
   const reader = proc.stderr.getReader();
   let text = "";
   let port = 0;
