@@ -2,6 +2,7 @@
  * `npm run bench`: every benchmark, then one table. Sizes are set for this 2-core machine; each
  * script also runs alone with its own flags (see its header).
  */
+import { checkpointsBench } from "./checkpoints.ts";
 import { ingestBench } from "./ingest.ts";
 import { memoryBench } from "./memory.ts";
 import { queryBench } from "./query.ts";
@@ -17,6 +18,7 @@ if (!(await Bun.file(`${import.meta.dir}/../../dist/links`).exists())) {
 const sections: Array<[string, () => Promise<Array<[string, string]>>]> = [
   ["startup", startupBench],
   ["ingest", ingestBench],
+  ["checkpoints", checkpointsBench],
   ["query", queryBench],
   ["scale", scaleBench],
   ["memory", memoryBench],

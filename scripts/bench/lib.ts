@@ -38,6 +38,7 @@ export interface Node {
   stop(): Promise<void>;
 }
 
+/** extraArgs go to `links serve` after the port and data directory. */
 export async function startNode(dataDir: string, extraArgs: string[] = []): Promise<Node> {
   const proc = Bun.spawn([BIN, "serve", "--port", "0", "--data", dataDir, ...extraArgs], { stdout: "ignore", stderr: "pipe" });
   const reader = proc.stderr.getReader();

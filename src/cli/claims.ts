@@ -5,9 +5,11 @@ import { computeBundleId, normalizeBundle, parseBundle, signBundle, verifyBundle
 import { JsonFloat, parseJson, toJsonText } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { isLinksError } from "../core/errors.ts";
+import { printable } from "../core/printable.ts";
 import { parseWith, zFloat } from "../core/schema.ts";
 import { ClaimsDb } from "../storage/claims-db.ts";
-import { reindex, type ClaimFilter } from "../storage/claims-index.ts";
+import { reindex } from "../storage/claims-index.ts";
+import type { ClaimFilter } from "../storage/index-rows.ts";
 import type { DataPaths } from "../storage/paths.ts";
 import { submitPublic, submitToVillage } from "../storage/inbox.ts";
 import { readSeedFile } from "../storage/keys.ts";
@@ -94,7 +96,7 @@ const verify = defineCommand({
     }
     if (args.json) printJson(result);
     else if (result.valid) say(`valid: bundle ${result.bundle_id} signed by key ${result.issuer_key_hash}`);
-    else say(`invalid: ${result.detail} [${result.code}]`);
+    else say(`invalid: ${printable(result.detail)} [${result.code}]`);
     if (!result.valid) throw new ExitCode(1);
   },
 });
@@ -117,7 +119,7 @@ const ingest = defineCommand({
     const vid = args["village-id"] === undefined ? undefined : assertVillageId(args["village-id"]);
     const result = vid === undefined ? submitPublic(paths, raw, actorOf(args)) : await submitToVillage(paths, vid, raw, actorOf(args));
     if (args.json) printJson(result);
-    else if (result.status === "quarantined") say(`quarantined ${result.bundle_id}: ${result.detail} [${result.code}]`);
+    else if (result.status === "quarantined") say(`quarantined ${result.bundle_id}: ${printable(result.detail)} [${result.code}]`);
     else say(`${result.status} ${result.bundle_id}${vid ? ` into ${vid}` : " into the public store"}`);
     if (result.status === "quarantined") throw new ExitCode(3);
   },
@@ -146,7 +148,8 @@ const query = defineCommand({
     const rows = queryIndex(paths, filter, limit);
     if (args.json) return printJson(rows);
     for (const r of rows) {
-      process.stdout.write(`${r.subject}\t${r.predicate}\t${r.object ?? ""}\t${toJsonText(r.value)}\t${r.issuer}\t${r.village_id ?? "-"}\t${r.bundle_id}\n`);
+      const cells = [r.subject, r.predicate, r.object ?? "", toJsonText(r.value), r.issuer, r.village_id ?? "-", r.bundle_id];
+      process.stdout.write(`${cells.map((cell) => printable(cell)).join("\t")}\n`);
     }
     if (rows.length === 0) say("no matching claims");
   },
@@ -159,7 +162,7 @@ const reindexCmd = defineCommand({
     const progress = process.stderr.isTTY ? progressBar("reindexing") : undefined;
     const result = reindex(openData(args), progress);
     if (progress) process.stderr.write("\n");
-    for (const s of result.skipped) warn(`skipped ${s}`);
+    for (const s of result.skipped) warn(`skipped ${printable(s)}`);
     if (args.json) printJson(result);
     else say(`reindexed ${result.bundles} bundles into ${result.rows} index rows`);
   },

@@ -61,14 +61,6 @@ export function parsePositiveInt(value: string | undefined, name: string, fallba
   return Number(value);
 }
 
-/** A whole number of seconds from 0 to a day (0 usually means "off"). */
-export function parseSeconds(value: string, name: string): number {
-  if (!/^\d{1,5}$/.test(value.trim()) || Number(value) > 86_400) {
-    throw new LinksError("invalid_argument", `--${name} must be a whole number of seconds from 0 to 86400, got ${JSON.stringify(value)}`);
-  }
-  return Number(value);
-}
-
 /** Every value of a repeatable option, in order (citty keeps only the last). */
 export function repeated(rawArgs: string[], flag: string): string[] {
   const out: string[] = [];
@@ -79,14 +71,16 @@ export function repeated(rawArgs: string[], flag: string): string[] {
   return out;
 }
 
-const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2 };
+const SIZE_UNITS: Record<string, number> = {
+  "": 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
+};
 
-/** A byte size such as 1048576, 512KiB or 1MiB. */
+/** A byte size such as 1048576, 512KiB, 1MiB or 2GiB. */
 export function parseByteSize(value: string, name: string): number {
   const m = /^(\d+)\s*([a-zA-Z]*)$/.exec(value.trim());
   const unit = m ? SIZE_UNITS[(m[2] ?? "").toLowerCase()] : undefined;
   if (!m || unit === undefined || Number(m[1]) < 1) {
-    throw new LinksError("invalid_argument", `--${name} must be a size like 1048576, 512KiB or 1MiB, got ${JSON.stringify(value)}`);
+    throw new LinksError("invalid_argument", `--${name} must be a size like 1048576, 512KiB, 1MiB or 2GiB, got ${JSON.stringify(value)}`);
   }
   return Number(m[1]) * unit;
 }

@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { groupMeta } from "./groups.ts";
 import { sha256Hex } from "../core/canonical.ts";
 import { generateSeed, publicKeyFromSeed } from "../core/ed25519.ts";
-import { readPublicKeyFile, writeKeyPair } from "../storage/keys.ts";
+import { readPublicKeyOf, writeKeyPair } from "../storage/keys.ts";
 import { jsonArgs, printJson, say } from "./common.ts";
 
 const gen = defineCommand({
@@ -26,10 +26,16 @@ const gen = defineCommand({
 });
 
 const hash = defineCommand({
-  meta: { name: "hash", description: "Print the key hash (sha256 of the raw public key) that policies use" },
-  args: { file: { type: "positional", description: "Public key file (ed25519.pub)", required: true } },
+  meta: {
+    name: "hash",
+    description: "Print the key hash (sha256 of the raw public key) that policies use; for a private key, the hash of its public key",
+  },
+  args: { file: { type: "positional", description: "Public key file (ed25519.pub), or a private key file", required: true } },
   async run({ args }) {
-    process.stdout.write(`${sha256Hex(await readPublicKeyFile(args.file))}\n`);
+    const key = await readPublicKeyOf(args.file);
+    // a private key is recognized by its name (.key) or by the .pub of the same stem beside it
+    if (key.private) say(`${args.file} is a private key; this is the hash of its public key`);
+    process.stdout.write(`${sha256Hex(key.publicKey)}\n`);
   },
 });
 

@@ -2,6 +2,7 @@ import { rmSync } from "node:fs";
 import { defineCommand } from "citty";
 import { groupMeta } from "./groups.ts";
 import { LinksError } from "../core/errors.ts";
+import { printable } from "../core/printable.ts";
 import { SYNC_DEFAULTS, syncPeer, type PassReport } from "../replication/pass.ts";
 import { addPeer, listPeers, peerId, removePeer } from "../replication/peers.ts";
 import { peerStatuses, type PeerStatus } from "../replication/state.ts";
@@ -16,13 +17,9 @@ const villageArg = { village_id: { type: "positional", description: "Village id"
 const optionalVillageArg = { village_id: { type: "positional", description: "Only this village's peers", required: false } } as const;
 const peerUrlArg = { url: { type: "positional", description: "The peer node's base URL, e.g. https://node-b.example", required: true } } as const;
 
-/**
- * Text from the data directory or a peer, made safe for a terminal: control, bidi and line
- * separator characters become escapes (it goes to core's printable() once that is in the tree).
- */
+/** Text from the data directory or a peer, safe for a terminal ("-" for none). */
 function shown(value: string | null): string {
-  if (value === null) return "-";
-  return value.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return value === null ? "-" : printable(value);
 }
 
 function optionalVillage(args: { village_id?: string | undefined }): string | undefined {

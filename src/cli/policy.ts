@@ -1,7 +1,9 @@
 import { defineCommand } from "citty";
 import { groupMeta } from "./groups.ts";
-import { JsonFloat, parseJson, toJsonText } from "../core/canonical.ts";
+import { parseJson, sha256Hex } from "../core/canonical.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
+import { publicKeyFromSeed } from "../core/ed25519.ts";
+import { printable } from "../core/printable.ts";
 import {
   addPolicySignature,
   isPolicyUpdateArtifact,
@@ -14,73 +16,87 @@ import {
   verifyPolicyUpdate,
   type PolicyUpdate,
 } from "../core/policy-update.ts";
-import { isExpired } from "../core/policy-chain.ts";
+import { isExpired } from "../core/policy-rules.ts";
 import { quorumUnder } from "../core/quorum.ts";
-import { readPolicy, type PolicyObject } from "../core/village-policy.ts";
-import { pullPolicy, remoteHead, type PullReport } from "../client/policy-pull.ts";
+import { defaultPolicy, missingPolicyFields, readPlainPolicy, readPolicy, type PolicyObject } from "../core/village-policy.ts";
 import { readSeedFile } from "../storage/keys.ts";
 import { assertVillageId } from "../storage/paths.ts";
-import { applyPolicy } from "../storage/policy.ts";
-import { readVillage } from "../storage/villages.ts";
+import { applyPlainPolicy, applySignedUpdate } from "../storage/policy.ts";
+import { readLocalVillage } from "../client/policy-pull.ts";
 import { dataArgs, jsonArgs, printJson, readInputFile, say, warn, writeOutputFile } from "./common.ts";
 import { actorArgs, actorOf, openData } from "./context.ts";
-import { remoteFor, tokenArgs, urlArg } from "./remote-args.ts";
+import { applyRemote, drift, pull } from "./policy-remote.ts";
 import { ExitCode } from "./run.ts";
+
+/** `policy verify` exit codes (documented in its --help). */
+export const VERIFY_EXIT = { valid: 0, invalid: 1, expired: 4, notForVillage: 5 } as const;
 
 const verify = defineCommand({
   meta: {
     name: "verify",
-    description: "Verify a policy-update artifact: policy_hash and at least one signature (exit 0 valid, 1 not)",
+    description:
+      "Verify a policy-update artifact: policy_hash and at least one signature. Exit 0 valid; 1 invalid " +
+      "(hash, signatures, unreadable); 4 valid but expired; 5 valid but not for --village-id (its quorum is not met, " +
+      "or the artifact names another village)",
   },
   args: {
     file: { type: "positional", description: "Policy-update artifact", required: true },
-    "village-id": { type: "string", description: "Also show which signers this village allowlists and whether its quorum is met" },
+    "village-id": { type: "string", description: "Also check that this village's signer quorum is met (exit 5 if not)" },
     ...dataArgs,
     ...jsonArgs,
   },
   run({ args }) {
+    let update: PolicyUpdate | null = null;
     let report;
     try {
-      const v = verifyPolicyUpdate(parsePolicyUpdate(readInputFile(args.file, "policy update")));
+      update = parsePolicyUpdate(readInputFile(args.file, "policy update"));
+      const v = verifyPolicyUpdate(update);
       report = { valid: v.valid, policy_hash: v.policy_hash, generation: v.generation, signers: v.signers, code: v.code, detail: v.detail, checks: v.checks };
     } catch (e) {
       if (!isLinksError(e) || (e.code === "not_found" && !args.json)) throw e;
       report = { valid: false, policy_hash: null, generation: null, signers: [], code: e.code, detail: e.detail, checks: [] };
     }
-    const village = args["village-id"] === undefined ? null : readVillage(openData(args), assertVillageId(args["village-id"]));
+    const vid = args["village-id"] === undefined ? null : assertVillageId(args["village-id"]);
+    const village = vid === null ? null : readLocalVillage(openData(args), vid);
     const allowlist = village ? new Set(readPolicy(village.policy).policy_signer_allowlist) : null;
     const quorum = village ? quorumUnder(readPolicy(village.policy), report.signers) : null;
+    const expired = update !== null && isExpired(update, Date.now());
+    const otherVillage = update !== null && vid !== null && update.village_id !== vid;
+    const status = !report.valid ? "invalid" : expired ? "expired" : otherVillage ? "other_village" : quorum && !quorum.met ? "quorum_not_met" : "valid";
     if (args.json) {
       const { checks: _checks, ...summary } = report;
-      printJson(quorum ? { ...summary, quorum } : summary);
+      printJson({ status, ...summary, expired, ...(quorum ? { quorum } : {}) });
     } else {
       for (const c of report.checks) {
         const listed = allowlist && c.key_hash ? (allowlist.has(c.key_hash) ? ", allowlisted" : ", NOT allowlisted") : "";
-        say(`  ${c.where}: key ${c.key_hash ?? "(unreadable)"} ${c.valid ? "verifies" : "does NOT verify"}${listed}`);
+        say(`  ${printable(c.where)}: key ${printable(c.key_hash ?? "(unreadable)")} ${c.valid ? "verifies" : "does NOT verify"}${listed}`);
       }
-      if (quorum) say(`quorum of ${args["village-id"]}: ${quorum.allowlisted.length} of ${quorum.required} required allowlisted signer(s): ${quorum.met ? "met" : "NOT met"}`);
+      if (quorum) say(`quorum of ${vid}: ${quorum.allowlisted.length} of ${quorum.required} required allowlisted signer(s): ${quorum.met ? "met" : "NOT met"}`);
+      if (otherVillage && update) say(`the artifact is for village ${JSON.stringify(update.village_id)}, not ${vid}`);
+      if (expired && update?.generation === "v2") say(`expired at ${update.expires_at}: no village applies it`);
       say(report.valid
         ? `valid ${report.generation} policy update, policy_hash ${report.policy_hash}, ${report.signers.length} signer(s)`
-        : `invalid: ${report.detail} [${report.code}]`);
+        : `invalid: ${printable(report.detail)} [${report.code}]`);
     }
-    if (!report.valid) throw new ExitCode(1);
+    if (status === "invalid") throw new ExitCode(VERIFY_EXIT.invalid);
+    if (status === "expired") throw new ExitCode(VERIFY_EXIT.expired);
+    if (status !== "valid") throw new ExitCode(VERIFY_EXIT.notForVillage);
   },
 });
 
 const vidArg = { village_id: { type: "positional", description: "Village id", required: true } } as const;
 
-/** A file holding a plain policy object or a policy-update artifact. */
+/**
+ * A file holding a plain policy object (only fields of the village policy table and Python
+ * v0.15's) or a policy-update artifact (its policy kept exactly as signed).
+ */
 function readPolicyInput(path: string): { policy: PolicyObject; artifact: PolicyUpdate | null } {
   const raw = parseJson(readInputFile(path, "policy file"));
   if (isPolicyUpdateArtifact(raw)) {
     const artifact = normalizePolicyUpdate(raw);
     return { policy: artifact.policy, artifact };
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw) || raw instanceof JsonFloat) {
-    throw new LinksError("invalid_schema", `${path} must hold a policy object or a policy-update artifact`);
-  }
-  readPolicy(raw);
-  return { policy: raw as PolicyObject, artifact: null };
+  return { policy: readPlainPolicy(raw, `policy in ${path}`), artifact: null };
 }
 
 const exportCmd = defineCommand({
@@ -95,7 +111,7 @@ const exportCmd = defineCommand({
   run({ args }) {
     const paths = openData(args);
     const vid = assertVillageId(args.village_id);
-    const village = readVillage(paths, vid);
+    const village = readLocalVillage(paths, vid);
     const policy = args.policy ? readPolicyInput(args.policy).policy : village.policy;
     const update = newPolicyUpdate({ villageId: vid, policy, actor: actorOf(args), previousPolicyHash: policyHash(village.policy) });
     writeOutputFile(args.out, policyUpdateToJson(update));
@@ -119,131 +135,81 @@ const sign = defineCommand({
 });
 
 const signAdd = defineCommand({
-  meta: { name: "sign-add", description: "Append a signature to signatures[] (for a signer quorum)" },
+  meta: {
+    name: "sign-add",
+    description:
+      "Append a signature to signatures[] (for a signer quorum). A key whose signature is already valid on the " +
+      "artifact is refused (exit 1, policy_already_signed) and nothing is written",
+  },
   args: {
     in: { type: "positional", description: "Artifact file", required: true },
     key: { type: "positional", description: "Private key file", required: true },
     out: { type: "positional", description: "Output file", required: true },
+    ...jsonArgs,
   },
   async run({ args }) {
     const update = parsePolicyUpdate(readInputFile(args.in, "policy update"));
-    const signed = addPolicySignature(update, await readSeedFile(args.key, warn));
+    const seed = await readSeedFile(args.key, warn);
+    const keyHash = sha256Hex(publicKeyFromSeed(seed));
+    if (verifyPolicyUpdate(update).signers.includes(keyHash)) {
+      throw new LinksError("policy_already_signed", `${args.in} already carries a valid signature by key ${keyHash}; nothing written`);
+    }
+    const signed = addPolicySignature(update, seed);
     writeOutputFile(args.out, policyUpdateToJson(signed));
-    const signers = verifyPolicyUpdate(signed).signers.length;
-    say(`added a signature to ${signed.policy_hash}: ${signers} valid signer(s) -> ${args.out}`);
+    const signers = verifyPolicyUpdate(signed).signers;
+    if (args.json) printJson({ status: "signed", policy_hash: signed.policy_hash, key_hash: keyHash, signers });
+    say(`added a signature by key ${keyHash} to ${signed.policy_hash}: ${signers.length} valid signer(s) -> ${args.out}`);
   },
 });
+
+/** The policy a plain apply-local installs: the file's as is, merged onto the current one, or with defaults. */
+function plainPolicyToApply(given: PolicyObject, current: PolicyObject, mode: "merge" | "replace" | null, file: string): PolicyObject {
+  if (mode === "merge") return { ...current, ...given };
+  if (mode === "replace") return { ...defaultPolicy(), ...given };
+  const missing = missingPolicyFields(given);
+  if (missing.length > 0) {
+    throw new LinksError(
+      "policy_incomplete",
+      `${file} leaves out ${missing.length} field(s) of the policy (${missing.join(", ")}): pass --merge to change only the fields it gives, or --replace to set the others to their defaults`,
+    );
+  }
+  return given;
+}
 
 const applyLocal = defineCommand({
   meta: {
     name: "apply-local",
-    description: "Apply a policy on this host: a plain policy (trusted, recorded as unsigned) or a verified artifact",
+    description:
+      "Apply a policy on this host: a plain policy (trusted, recorded as unsigned) or a signed artifact (decided like an update over HTTP). " +
+      "A plain policy that leaves out fields needs --merge or --replace; the policy in force given again is \"unchanged\"",
   },
   args: {
     ...vidArg,
     file: { type: "positional", description: "Policy object or policy-update artifact", required: true },
+    merge: { type: "boolean", description: "Plain policy: set only the fields it gives, keep the rest of the current policy" },
+    replace: { type: "boolean", description: "Plain policy: set the fields it gives, every other field to its default" },
     ...dataArgs,
     ...actorArgs,
     ...jsonArgs,
   },
   run({ args }) {
+    if (args.merge && args.replace) throw new LinksError("invalid_argument", "--merge and --replace exclude each other");
     const paths = openData(args);
     const vid = assertVillageId(args.village_id);
+    const current = readLocalVillage(paths, vid);
     const { policy, artifact } = readPolicyInput(args.file);
-    const missing = Object.keys(readPolicy({})).filter((k) => !(k in policy));
-    if (!artifact && missing.length > 0) {
-      warn(`the policy replaces the whole current policy; fields it leaves out take their defaults: ${missing.join(", ")}`);
-    }
-    let signers: string[] = [];
+    const mode = args.merge ? "merge" : args.replace ? "replace" : null;
+    let result;
     if (artifact) {
-      const v = verifyPolicyUpdate(artifact);
-      if (!v.valid) throw new LinksError(v.code ?? "invalid_signature", v.detail ?? "the policy update does not verify");
-      if (artifact.village_id !== vid) {
-        throw new LinksError("village_mismatch", `the artifact is for village ${JSON.stringify(artifact.village_id)}, not ${vid}`);
-      }
-      // An expired update in the chain would make every node that pulls it refuse it for good.
-      if (isExpired(artifact, Date.now())) {
-        throw new LinksError("policy_expired", `the update expired at ${artifact.generation === "v2" ? artifact.expires_at : "?"}; export and sign a fresh one`);
-      }
-      signers = v.signers;
+      if (mode) throw new LinksError("invalid_argument", `--${mode} is for a plain policy; a signed artifact is applied exactly as signed`);
+      result = applySignedUpdate(paths, vid, artifact, { actor: actorOf(args), source: "local", now: Date.now() });
+    } else {
+      const next = plainPolicyToApply(policy, current.policy, mode, args.file);
+      result = applyPlainPolicy(paths, vid, next, { actor: actorOf(args), source: "local" });
     }
-    const result = applyPolicy(paths, vid, { policy, artifact, signers, actor: actorOf(args), source: "local" });
-    if (args.json) printJson({ status: "applied", ...result });
-    else say(`applied policy ${result.policy_hash} to ${vid}${artifact ? ` (signed by ${signers.length})` : " (unsigned local change)"}`);
-  },
-});
-
-const applyRemote = defineCommand({
-  meta: { name: "apply-remote", description: "Send a policy or signed artifact to a node (needs an admin token)" },
-  args: {
-    ...urlArg,
-    ...vidArg,
-    file: { type: "positional", description: "Policy object or policy-update artifact", required: true },
-    ...tokenArgs,
-    ...jsonArgs,
-  },
-  async run({ args }) {
-    const vid = assertVillageId(args.village_id);
-    const raw = readInputFile(args.file, "policy file");
-    parseJson(raw);
-    const res = await remoteFor(args, { tokenRequired: true }).request("POST", `/villages/${vid}/policy`, { body: raw });
-    if (args.json) printJson(res.body);
-    else say(`applied: ${toJsonText(res.body)}`);
-  },
-});
-
-function printPull(report: PullReport, json: boolean | undefined): void {
-  if (json) printJson(report);
-  else if (report.status === "aligned") say(`aligned: ${report.village_id} is at ${report.local_head} on both nodes`);
-  else if (report.status === "applied") say(`applied ${report.updates}: ${report.village_id} is now at ${report.remote_head}`);
-  else say(`behind by ${report.updates}: the node is at ${report.remote_head}, we are at ${report.local_head} (run with --apply)`);
-  if (report.status === "behind") throw new ExitCode(3);
-}
-
-/** A refusal as text or JSON, then exit 1: the local policy is unchanged. */
-function printRefusal(e: unknown, vid: string, json: boolean | undefined): never {
-  if (!isLinksError(e)) throw e;
-  if (json) printJson({ status: "refused", village_id: vid, code: e.code, detail: e.detail });
-  else say(`refused: ${e.detail} [${e.code}]; the local policy is unchanged`);
-  throw new ExitCode(1);
-}
-
-const pull = defineCommand({
-  meta: {
-    name: "pull",
-    description: "Fetch a node's signed policy updates after our head, verify them, and with --apply apply them (exit 0 aligned/applied, 3 behind, 1 refused)",
-  },
-  args: {
-    ...urlArg,
-    ...vidArg,
-    apply: { type: "boolean", description: "Apply the verified updates (default: only check)" },
-    ...tokenArgs,
-    ...dataArgs,
-    ...jsonArgs,
-  },
-  async run({ args }) {
-    const vid = assertVillageId(args.village_id);
-    let report: PullReport;
-    try {
-      report = await pullPolicy(remoteFor(args), openData(args), vid, { apply: Boolean(args.apply) });
-    } catch (e) {
-      printRefusal(e, vid, args.json);
-    }
-    printPull(report, args.json);
-  },
-});
-
-const drift = defineCommand({
-  meta: { name: "drift", description: "Compare our policy head with a node's, applying nothing (exit 0 aligned, 3 drift)" },
-  args: { ...urlArg, ...vidArg, ...tokenArgs, ...dataArgs, ...jsonArgs },
-  async run({ args }) {
-    const vid = assertVillageId(args.village_id);
-    const local = policyHash(readVillage(openData(args), vid).policy);
-    const head = await remoteHead(remoteFor(args), vid, local);
-    const report = { status: head.same ? "aligned" : "drift", village_id: vid, local_head: local, remote_head: head.hash };
-    if (args.json) printJson(report);
-    else say(head.same ? `aligned at ${local}` : `drift: we are at ${local}, the node is at ${head.hash}`);
-    if (!head.same) throw new ExitCode(3);
+    if (args.json) printJson(result);
+    else if (result.status === "unchanged") say(`unchanged: ${vid} already has policy ${result.policy_hash}`);
+    else say(`applied policy ${result.policy_hash} to ${vid}${artifact ? " (signed update)" : " (unsigned local change)"}`);
   },
 });
 

@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { groupMeta } from "./groups.ts";
 import { parseJson } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
+import { printable } from "../core/printable.ts";
 import { assertVillageId } from "../storage/paths.ts";
 import {
   approveQuarantined,
@@ -28,7 +29,8 @@ const list = defineCommand({
     if (args.json) return printJson(entries);
     if (entries.length === 0) say("quarantine is empty");
     for (const e of entries) {
-      process.stdout.write(`${e.village_id}\t${e.bundle_id}\t${e.reason}\t${e.received_at ?? "-"}\t${e.actor ?? "-"}\n`);
+      const cells = [e.village_id, e.bundle_id, e.reason, e.received_at ?? "-", e.actor ?? "-"];
+      process.stdout.write(`${cells.map((cell) => printable(cell)).join("\t")}\n`);
     }
   },
 });
@@ -41,7 +43,7 @@ const show = defineCommand({
     const { villageId, bundleId } = locateQuarantined(paths, args.bundle, villageOf(args));
     const { entry, raw } = showQuarantine(paths, villageId, bundleId);
     const { file: _f, ...meta } = entry;
-    say(`held in ${villageId}: ${meta.reason}${meta.detail ? ` (${meta.detail})` : ""}`);
+    say(`held in ${villageId}: ${printable(meta.reason)}${meta.detail ? ` (${printable(meta.detail)})` : ""}`);
     printJson({ ...meta, bundle: parseJson(raw) });
   },
 });

@@ -4,6 +4,7 @@
  */
 import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { isLinksError } from "../core/errors.ts";
+import { printable } from "../core/printable.ts";
 
 /** Thrown by a command to end with a specific exit code (after printing its own output). */
 export class ExitCode extends Error {
@@ -139,7 +140,8 @@ export async function runCli(root: AnyCommand, rawArgs: string[], opts: CliOptio
 function reportError(error: unknown, path: string): number {
   if (error instanceof ExitCode) return error.code;
   if (isLinksError(error)) {
-    process.stderr.write(`links: error: ${error.detail} [${error.code}]\n`);
+    // a detail can carry stored text or another node's words: one line, no escape sequences
+    process.stderr.write(`links: error: ${printable(error.detail, { max: 2000 })} [${error.code}]\n`);
     return 1;
   }
   const name = (error as { name?: string })?.name;
@@ -149,7 +151,7 @@ function reportError(error: unknown, path: string): number {
     return 2;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`links: internal error: ${message}\n`);
+  process.stderr.write(`links: internal error: ${printable(message)}\n`);
   if (process.env.LINKS_DEBUG) console.error(error);
   return 70;
 }

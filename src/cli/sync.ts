@@ -4,9 +4,11 @@ import { normalizeBundle } from "../core/bundle.ts";
 import { submitToVillage } from "../storage/inbox.ts";
 import { assertVillageId } from "../storage/paths.ts";
 import { toJsonText } from "../core/canonical.ts";
+import { printable } from "../core/printable.ts";
 import { dataArgs, jsonArgs, printJson, readInputFile, say } from "./common.ts";
 import { actorOf, openData } from "./context.ts";
 import { remoteFor, tokenArgs, urlArg } from "./remote-args.ts";
+import { CLIENT_DEFAULTS } from "../client/remote.ts";
 import { ExitCode } from "./run.ts";
 
 const vidArg = { village_id: { type: "positional", description: "Village id", required: true } } as const;
@@ -27,14 +29,16 @@ const push = defineCommand({
     const vid = assertVillageId(args.village_id);
     const raw = readInputFile(args.bundle, "bundle file");
     const remote = remoteFor(args, { tokenRequired: true });
-    const res = await remote.request("POST", `/villages/${vid}/inbox`, { body: raw });
-    const body = (res.body ?? {}) as { status?: string; bundle_id?: string; code?: string; detail?: string };
+    const res = await remote.request("POST", `/villages/${vid}/inbox`, { body: raw, maxBytes: CLIENT_DEFAULTS.smallAnswerBytes });
+    const body = (res.body ?? {}) as { status?: unknown; bundle_id?: unknown; code?: unknown; detail?: unknown };
     if (args.json) printJson(res.body);
+    // the node's words, shown escaped and cut short
+    const shown = (v: unknown) => printable(v ?? "?", { max: 200 });
     if (body.status === "quarantined") {
-      if (!args.json) say(`quarantined ${body.bundle_id}: ${body.detail} [${body.code}]`);
+      if (!args.json) say(`quarantined ${shown(body.bundle_id)}: ${shown(body.detail)} [${shown(body.code)}]`);
       throw new ExitCode(3);
     }
-    if (!args.json) say(`${body.status} ${body.bundle_id} by ${remote.baseUrl} village ${vid}`);
+    if (!args.json) say(`${shown(body.status)} ${shown(body.bundle_id)} by ${remote.baseUrl} village ${vid}`);
   },
 });
 

@@ -10,6 +10,7 @@ import { assertMemberId, assertVillageId, type DataPaths } from "../storage/path
 import { editPolicy, recordGenesis } from "../storage/policy.ts";
 import { createVillage, listVillageIds, readVillage, villagePolicy } from "../storage/villages.ts";
 import { auditPolicyHash } from "../core/village-policy.ts";
+import { printable } from "../core/printable.ts";
 import { dataArgs, jsonArgs, parsePositiveInt, printJson, repeated, say } from "./common.ts";
 import { actorArgs, actorOf, openData } from "./context.ts";
 
@@ -137,7 +138,7 @@ const members = defineCommand({
     const list = listMembers(paths, vid);
     if (args.json) return printJson(list);
     for (const m of list) {
-      process.stdout.write(`${m.member_id}\t${m.role}\t${m.added_at}${m.revoked ? "\trevoked" : ""}\n`);
+      process.stdout.write(`${printable(m.member_id)}\t${printable(m.role)}\t${printable(m.added_at)}${m.revoked ? "\trevoked" : ""}\n`);
     }
   },
 });
@@ -162,7 +163,7 @@ const list = defineCommand({
       return { village_id: vid, name: v.name, visibility: villagePolicy(v).visibility, created_at: v.created_at };
     });
     if (args.json) return printJson(rows);
-    for (const r of rows) process.stdout.write(`${r.village_id}\t${r.name}\t${r.visibility}\n`);
+    for (const r of rows) process.stdout.write(`${printable(r.village_id)}\t${printable(r.name)}\t${printable(r.visibility)}\n`);
   },
 });
 

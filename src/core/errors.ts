@@ -31,6 +31,10 @@ export const ERROR_STATUS = {
   forbidden: 403,
   tls_required: 403,
   rate_limited: 429,
+  // the public inbox
+  public_inbox_disabled: 403,
+  public_inbox_quota_exceeded: 429,
+  public_inbox_full: 507,
   // policy decisions (quarantine reasons)
   predicate_not_allowed: 422,
   window_too_large: 422,
@@ -46,9 +50,13 @@ export const ERROR_STATUS = {
   policy_quorum_not_met: 403,
   policy_expired: 409,
   policy_rollback: 409,
+  policy_replay: 409,
   policy_divergence: 409,
   policy_lineage: 409,
+  policy_incomplete: 400,
+  policy_already_signed: 409,
   unknown_policy_hash: 404,
+  policy_update_not_found: 404,
   // audit log: a history that is not an extension of one already signed or seen
   audit_inconsistent: 409,
   // replication: a peer's identity key is not the one pinned on first contact
@@ -64,6 +72,7 @@ export const ERROR_STATUS = {
   peer_exists: 409,
   peer_not_found: 404,
   file_exists: 409,
+  data_dir_in_use: 409,
   method_not_allowed: 405,
   // environment
   storage_full: 507,

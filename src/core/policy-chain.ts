@@ -1,58 +1,53 @@
 /**
- * A village's policy chain: each applied policy names the head it replaced. Pulling checks a run
- * of updates the way TUF checks metadata: every update signed by a quorum of the signers in
- * force at that point, for this village, unexpired, and following the head before it.
+ * Reading another node's policy chain. A `links` node answers with the run after our head, in
+ * chain order; a Python Links v0.15 node answers with every update it stored, sorted by time, so
+ * the run is found by lineage: from its head back along `previous_policy_hash` to ours. Every
+ * update of the run is then decided by policy-rules, exactly like a `links` run.
  */
-import { datetimeToMs } from "./datetime.ts";
-import { LinksError } from "./errors.ts";
-import { verifyPolicyUpdate, type PolicyUpdate } from "./policy-update.ts";
-import { requireQuorum } from "./quorum.ts";
-import { readPolicy, type PolicyObject } from "./village-policy.ts";
+import { hasSignatureMaterial, type PolicyUpdate } from "./policy-update.ts";
 
-export interface CheckedUpdate {
-  update: PolicyUpdate;
-  signers: string[];
+function previousOf(update: PolicyUpdate): string | null {
+  return update.generation === "v2" ? update.previous_policy_hash : null;
 }
 
-export interface RunStart {
-  villageId: string;
-  headHash: string;
-  headPolicy: PolicyObject;
-  now: number;
-}
-
-export function isExpired(update: PolicyUpdate, now: number): boolean {
-  return update.generation === "v2" && update.expires_at !== null && datetimeToMs(update.expires_at) <= now;
-}
-
-/** Checks one signed update against the head it claims to follow; returns its valid signers. */
-export function checkSignedUpdate(update: PolicyUpdate, start: RunStart, label = "the update"): string[] {
-  const v = verifyPolicyUpdate(update);
-  if (!v.valid) throw new LinksError(v.code ?? "invalid_signature", `${label} (${update.policy_hash}) does not verify: ${v.detail}`);
-  if (update.village_id !== start.villageId) {
-    throw new LinksError("village_mismatch", `${label} is for village ${JSON.stringify(update.village_id)}, not ${start.villageId}`);
-  }
-  if (isExpired(update, start.now)) {
-    throw new LinksError("policy_expired", `${label} (${update.policy_hash}) expired at ${update.generation === "v2" ? update.expires_at : "?"}`);
-  }
-  requireQuorum(readPolicy(start.headPolicy), readPolicy(update.policy), v.signers);
-  return v.signers;
-}
-
-/** Checks a run of updates that would follow `start`, in order; throws on the first bad one. */
-export function checkRun(start: RunStart, updates: PolicyUpdate[]): CheckedUpdate[] {
-  let head = { hash: start.headHash, policy: start.headPolicy };
-  return updates.map((update, i) => {
-    const label = `update ${i + 1} of ${updates.length}`;
-    const previous = update.generation === "v2" ? update.previous_policy_hash : null;
-    if (previous !== head.hash) {
-      throw new LinksError(
-        "policy_lineage",
-        `${label} (${update.policy_hash}) follows ${previous ?? "no recorded policy"}, but the head before it is ${head.hash}`,
-      );
-    }
-    const signers = checkSignedUpdate(update, { ...start, headHash: head.hash, headPolicy: head.policy }, label);
-    head = { hash: update.policy_hash, policy: update.policy };
-    return { update, signers };
+/**
+ * The updates leading from `localHead` to `remoteHead`, oldest first, following
+ * `previous_policy_hash` back from the newest entry that holds `remoteHead`. A signed entry
+ * without lineage ends the walk too (it is decided on the chain's memory alone). Null when there
+ * is no such path (a gap, a cycle, or a chain that never passes through our head). Each entry is
+ * visited at most once.
+ */
+export function runByLineage(entries: PolicyUpdate[], remoteHead: string, localHead: string): PolicyUpdate[] | null {
+  const byHash = new Map<string, number[]>();
+  entries.forEach((e, i) => {
+    const list = byHash.get(e.policy_hash);
+    if (list) list.push(i);
+    else byHash.set(e.policy_hash, [i]);
   });
+  const visited = new Set<number>();
+  /** the newest unvisited entry holding `hash`, preferring one before `before` */
+  const find = (hash: string, before: number): number | null => {
+    const list = byHash.get(hash) ?? [];
+    for (let k = list.length - 1; k >= 0; k--) {
+      const i = list[k] as number;
+      if (i < before && !visited.has(i)) return i;
+    }
+    for (let k = list.length - 1; k >= 0; k--) {
+      const i = list[k] as number;
+      if (!visited.has(i)) return i;
+    }
+    return null;
+  };
+  const path: PolicyUpdate[] = [];
+  let at = find(remoteHead, entries.length);
+  while (at !== null) {
+    visited.add(at);
+    const entry = entries[at] as PolicyUpdate;
+    path.push(entry);
+    const previous = previousOf(entry);
+    if (previous === localHead) return path.reverse();
+    if (previous === null) return hasSignatureMaterial(entry) ? path.reverse() : null;
+    at = find(previous, at);
+  }
+  return null;
 }

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { decodeBase64, encodeBase64 } from "./base64.ts";
-import { assertMaxDepth, canonicalize, parseJson, sha256Hex, type JsonValue } from "./canonical.ts";
+import { assertMaxDepth, canonicalize, parseJson, SHA256_HEX_RE, sha256Hex, type JsonValue } from "./canonical.ts";
 import { nowIso } from "./datetime.ts";
 import { publicKeyFromSeed, sign, verify } from "./ed25519.ts";
 import { LinksError, type ErrorCode } from "./errors.ts";
@@ -114,6 +114,19 @@ export function policySignedBytes(update: PolicyUpdate): Uint8Array {
   return new TextEncoder().encode(canonicalize(payload as JsonValue));
 }
 
+/**
+ * sha256 of the canonical signed payload: what makes two artifacts "the same update". Adding,
+ * removing or replacing signatures does not change it.
+ */
+export function policyPayloadHash(update: PolicyUpdate): string {
+  return sha256Hex(policySignedBytes(update));
+}
+
+/** Whether the artifact carries any signature at all (valid or not). */
+export function hasSignatureMaterial(update: PolicyUpdate): boolean {
+  return update.public_key !== null || update.signature !== null || update.signatures.length > 0;
+}
+
 /** The artifact as it is written to a file or sent: every field of its generation. */
 export function policyUpdateToJson(update: PolicyUpdate): JsonValue {
   const { generation: _g, ...fields } = update;
@@ -199,7 +212,10 @@ export function addPolicySignature(update: PolicyUpdate, seed: Uint8Array): Poli
   return { ...update, signatures: [...others, entry] };
 }
 
-/** A fresh unsigned v2 artifact for a policy. */
+/**
+ * A fresh unsigned v2 artifact for a policy. Its `policy_version_id` is the policy hash, as
+ * Python Links v0.15 writes it.
+ */
 export function newPolicyUpdate(args: {
   villageId: string;
   policy: { [key: string]: JsonValue };
@@ -207,13 +223,57 @@ export function newPolicyUpdate(args: {
   previousPolicyHash?: string | null;
   createdAt?: string;
 }): PolicyUpdate {
+  const hash = policyHash(args.policy);
   return normalizePolicyUpdate({
     village_id: args.villageId,
     created_at: args.createdAt ?? nowIso(),
     actor: args.actor ?? null,
     policy: args.policy,
-    policy_hash: policyHash(args.policy),
+    policy_hash: hash,
+    policy_version_id: hash,
     lifecycle_state: "proposal",
     previous_policy_hash: args.previousPolicyHash ?? null,
   });
+}
+
+/**
+ * The JSON of an unsigned v2 artifact for a policy change, every field written out: what
+ * `policyUpdateToJson(newPolicyUpdate(...))` gives, built without a schema pass, for publishing
+ * long chains. `createdAt` must already be a normalized datetime.
+ */
+export function unsignedUpdateJson(args: {
+  villageId: string;
+  policy: { [key: string]: JsonValue };
+  policyHash: string;
+  actor: string | null;
+  previousPolicyHash: string | null;
+  createdAt: string;
+}): JsonValue {
+  return {
+    village_id: args.villageId,
+    created_at: args.createdAt,
+    actor: args.actor,
+    policy: args.policy,
+    policy_hash: args.policyHash,
+    signature_alg: "Ed25519",
+    expires_at: null,
+    policy_version_id: args.policyHash,
+    lifecycle_state: "proposal",
+    previous_policy_hash: args.previousPolicyHash,
+    rollback_to_policy_hash: null,
+    activation_time: null,
+    activation_height: null,
+    quorum: null,
+    change_summary: null,
+    public_key: null,
+    signature: null,
+    signatures: [],
+  };
+}
+
+/** A policy hash from outside (a path, a query, another node's answer): 64 lowercase hex. */
+export function assertPolicyHash(value: unknown, what = "policy_hash"): string {
+  if (typeof value === "string" && SHA256_HEX_RE.test(value)) return value;
+  const shown = typeof value === "string" ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value) : `a ${value === null ? "null" : typeof value}`;
+  throw new LinksError("invalid_argument", `${what} must be a policy hash (64 lowercase hex characters), got ${shown}`);
 }

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { canonicalizeAscii, JsonFloat, SHA256_HEX_RE, sha256Hex, type JsonValue } from "./canonical.ts";
+import { LinksError } from "./errors.ts";
 import { parseWith } from "./schema.ts";
 
 /** Stored policies may hold 30.0 where 30 is meant: read integral floats as ints. */
@@ -57,6 +58,64 @@ export const VillagePolicySchema = z.object({
 
 export type VillagePolicy = z.output<typeof VillagePolicySchema>;
 export type PolicyObject = { [key: string]: JsonValue };
+
+/** The top-level fields of the table above. */
+export const POLICY_FIELDS: readonly string[] = Object.keys(VillagePolicySchema.shape);
+
+/** Fields Python Links v0.15 adds to a policy: carried and kept, not enforced here. */
+export const V015_POLICY_FIELDS: readonly string[] = [
+  "policy_quorum",
+  "policy_signer_roles",
+  "policy_signer_weights",
+  "policy_update_expires_minutes",
+  "public_policy_endpoint",
+  "quarantine_external_bundles",
+  "quarantine_review_min_approvals",
+  "rate_limit_strategy",
+  "require_manifest_signature",
+  "require_quorum_metadata",
+  "require_trusted_manifest_signer",
+  "submission_quota_per_day",
+  "trusted_manifest_signer_allowlist",
+];
+
+const KNOWN_FIELDS = new Set([...POLICY_FIELDS, ...V015_POLICY_FIELDS]);
+
+/**
+ * A plain policy given by an operator (not inside a signed artifact): every field must be ours
+ * or Python v0.15's, so a typo such as `max_windw_days` is refused instead of stored while the
+ * real field silently keeps its old value. Returns the policy object as given.
+ */
+export function readPlainPolicy(raw: unknown, what = "policy"): PolicyObject {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw) || raw instanceof JsonFloat) {
+    throw new LinksError("invalid_schema", `invalid ${what}: expected a JSON object`);
+  }
+  const unknown = Object.keys(raw).filter((k) => !KNOWN_FIELDS.has(k));
+  if (unknown.length > 0) {
+    const names = unknown.slice(0, 5).map((k) => JSON.stringify(k.length > 64 ? `${k.slice(0, 64)}...` : k));
+    const more = unknown.length > 5 ? ` (and ${unknown.length - 5} more)` : "";
+    throw new LinksError(
+      "invalid_schema",
+      `invalid ${what}: unknown field(s) ${names.join(", ")}${more}; a policy may hold only the fields of the village policy table and Python Links v0.15's`,
+    );
+  }
+  readPolicy(raw);
+  return raw as PolicyObject;
+}
+
+/** The fields of the table that a policy object leaves out. */
+export function missingPolicyFields(policy: PolicyObject): string[] {
+  return POLICY_FIELDS.filter((k) => !Object.hasOwn(policy, k));
+}
+
+/**
+ * Whether a village only takes signed, quorum-approved updates. An allowlist of policy signers
+ * counts as asking for signatures: otherwise a plain policy could replace the allowlist and
+ * side-step the quorum it exists for.
+ */
+export function requiresSignedUpdates(policy: VillagePolicy): boolean {
+  return policy.require_policy_signature || policy.policy_signer_allowlist.length > 0;
+}
 
 /** Reads a policy object through the schema; a bad field is an invalid_schema error naming it. */
 export function readPolicy(policy: unknown): VillagePolicy {

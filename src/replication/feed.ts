@@ -10,6 +10,11 @@ import type { PeerRemote } from "./peer-remote.ts";
 
 /** What a cursor can look like (the feed's are short base64url); anything else is not followed. */
 const CURSOR_RE = /^[A-Za-z0-9_-]{1,256}$/;
+/**
+ * The most a page may weigh: a node's pages stop at 1 MiB of bundles but always hold one, and a
+ * bundle is bounded by that node's --max-body.
+ */
+export const FEED_PAGE_MAX_BYTES = 16 * 1024 * 1024;
 /** An entity tag worth sending back: short, printable, quoted (weak or not). */
 const ETAG_RE = /^(W\/)?"[\x21\x23-\x7e]{1,200}"$/;
 
@@ -21,6 +26,7 @@ export async function downloadPage(remote: PeerRemote, vid: string, since: strin
   const res = await remote.request("GET", `/villages/${vid}/bundles?${query}`, {
     headers: etag === null ? {} : { "if-none-match": etag },
     accept: [304],
+    maxBytes: FEED_PAGE_MAX_BYTES,
   });
   if (res.status === 304) return { status: "not_modified" };
   const tag = res.headers.get("etag");

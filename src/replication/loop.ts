@@ -11,6 +11,7 @@
  */
 import type { GroupCommit } from "../storage/group-commit.ts";
 import type { DataPaths } from "../storage/paths.ts";
+import type { TopLevelOwners } from "../storage/store.ts";
 import { SYNC_DEFAULTS, syncPeer, type PassReport, type SyncContext } from "./pass.ts";
 import { listPeers, type Peer } from "./peers.ts";
 
@@ -52,6 +53,8 @@ export function nextDelayMs(o: {
 export interface SyncLoopOptions {
   paths: DataPaths;
   commit?: GroupCommit | undefined;
+  /** the node's claims database */
+  owners?: TopLevelOwners | undefined;
   intervalMs?: number;
   /** one object per event worth an operator's eye (a pass that brought bundles, a failure, a recovery) */
   log?: (line: object) => void;
@@ -133,6 +136,7 @@ export class SyncLoop {
     this.context = {
       paths: opts.paths,
       commit: opts.commit,
+      owners: opts.owners,
       signal: this.abort.signal,
       ...opts.pass,
       delayAfter: (o) => this.delay(o),

@@ -22,10 +22,12 @@ import { toJsonText } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
 import { policyHash } from "../core/policy-update.ts";
+import { withOwners } from "../storage/claims-db.ts";
 import { withFileLockIfFree } from "../storage/flock.ts";
 import type { GroupCommit } from "../storage/group-commit.ts";
 import { submitToVillage } from "../storage/inbox.ts";
 import type { DataPaths } from "../storage/paths.ts";
+import type { TopLevelOwners } from "../storage/store.ts";
 import { readVillage } from "../storage/villages.ts";
 import { checkPage, downloadPage, type PageItem } from "./feed.ts";
 import { checkPeerLog } from "./peer-log.ts";
@@ -47,6 +49,8 @@ export const SYNC_DEFAULTS = {
 
 export interface SyncContext {
   paths: DataPaths;
+  /** the claims database (serve: the node's); without it, one is opened for the pass */
+  owners?: TopLevelOwners | undefined;
   /** the node's group commit (serve); without it each bundle is made durable on its own (CLI) */
   commit?: GroupCommit | undefined;
   /** stops a pass at its next step (the node is stopping) */
@@ -123,11 +127,11 @@ const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 /** Runs one pass with the peer, or reports in_progress at once if another pass holds it. */
 export async function syncPeer(ctx: SyncContext, peer: Pick<Peer, "village" | "url">): Promise<PassReport> {
   const lock = ctx.paths.peerLockFile(peer.village, peerId(peer.url));
-  const held = await withFileLockIfFree(lock, () => runPass(ctx, peer));
+  const held = await withFileLockIfFree(lock, () => withOwners(ctx.paths, ctx.owners, (owners) => runPass({ ...ctx, owners }, peer)));
   return held.held ? held.value : report(peer, "in_progress");
 }
 
-async function runPass(ctx: SyncContext, wanted: Pick<Peer, "village" | "url">): Promise<PassReport> {
+async function runPass(ctx: SyncContext & { owners: TopLevelOwners }, wanted: Pick<Peer, "village" | "url">): Promise<PassReport> {
   // read under the lock: the peer may have been removed, or re-added with another token
   const peer = findPeer(ctx.paths, wanted.village, wanted.url);
   if (peer === null) return report(wanted, "removed");
@@ -197,7 +201,7 @@ async function policyStep(remote: PeerRemote, paths: DataPaths, vid: string): Pr
 }
 
 /** Pages of the peer's feed until it has no more (true) or the pass used its pages (false). */
-async function bundlesStep(ctx: SyncContext, remote: PeerRemote, recorder: StatusRecorder, tally: PassTally): Promise<boolean> {
+async function bundlesStep(ctx: SyncContext & { owners: TopLevelOwners }, remote: PeerRemote, recorder: StatusRecorder, tally: PassTally): Promise<boolean> {
   const vid = recorder.state.village;
   const limit = ctx.pageLimit ?? SYNC_DEFAULTS.pageLimit;
   const seen = new Set<string>();
@@ -264,20 +268,20 @@ function isBundleFault(e: unknown): e is LinksError {
  * parsed again; the others are submitted one by one, yielding to the event loop between them, and
  * are made durable together (the group commit batches them).
  */
-async function activatePage(ctx: SyncContext, vid: string, items: PageItem[], actor: string): Promise<Activated> {
+async function activatePage(ctx: SyncContext & { owners: TopLevelOwners }, vid: string, items: PageItem[], actor: string): Promise<Activated> {
   const out: Activated = { pulled: items.length, accepted: 0, quarantined: 0, refused: 0, failure: null };
   const ids = new Set<string>();
   const pending: Array<Promise<string>> = [];
   for (const item of items) {
     if (item.claimedId !== null) {
-      if (ids.has(item.claimedId) || villageHolds(ctx.paths, vid, item.claimedId)) continue;
+      if (ids.has(item.claimedId) || villageHolds(ctx.paths, vid, item.claimedId, ctx.owners)) continue;
       ids.add(item.claimedId);
     }
     await yieldToLoop();
     if (ctx.signal?.aborted) break;
     const raw = new TextEncoder().encode(toJsonText(item.bundle));
     pending.push(
-      submitToVillage(ctx.paths, vid, raw, actor, { commit: ctx.commit }).then(
+      submitToVillage(ctx.paths, vid, raw, actor, { commit: ctx.commit, owners: ctx.owners }).then(
         (r) => r.status,
         (e: unknown) => {
           const error = isLinksError(e) ? e : new LinksError("internal_error", (e as Error)?.message ?? String(e), { cause: e });

@@ -23,6 +23,8 @@ export const NodeKeySchema = z.object({ name: z.string(), public_key: z.string()
 export type PinnedNodeKey = z.output<typeof NodeKeySchema>;
 
 export const KeptCheckpointSchema = z.object({
+  /** the log's name: links/<node name>/<village> */
+  origin: z.string(),
   size: z.number().int().nonnegative(),
   /** base64 of the 32-byte root */
   root_hash: z.string(),

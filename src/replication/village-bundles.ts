@@ -4,14 +4,14 @@
  */
 import type { Bundle } from "../core/bundle.ts";
 import type { DataPaths } from "../storage/paths.ts";
-import { findBundleFile, readStoredBundle } from "../storage/store.ts";
+import { isStored, storedBundle, type TopLevelOwners } from "../storage/store.ts";
 
 /** The bundle stored in the village under this id, or null. */
-export function readVillageBundle(paths: DataPaths, villageId: string, bundleId: string): Bundle | null {
-  return readStoredBundle(paths, bundleId, villageId);
+export function readVillageBundle(paths: DataPaths, villageId: string, bundleId: string, owners: TopLevelOwners): Bundle | null {
+  return storedBundle(paths, villageId, bundleId, owners);
 }
 
 /** Whether the village already holds a bundle with this id (verified when it was stored). */
-export function villageHolds(paths: DataPaths, villageId: string, bundleId: string): boolean {
-  return findBundleFile(paths, bundleId, villageId) !== null;
+export function villageHolds(paths: DataPaths, villageId: string, bundleId: string, owners: TopLevelOwners): boolean {
+  return isStored(paths, villageId, bundleId, owners);
 }

@@ -3,29 +3,39 @@
  * process, through `app.request`/`app.fetch`) and by `startServer`.
  *
  * Order of the middleware (design: "The village inbox: one pipeline"):
- *   request-log > client-ip > loopback-guard > [route] ids > auth > rate limit > body > handler
+ *   metrics > request-log > client-ip > loopback-guard > [route] ids > auth > rate limit > body > handler
  */
 import { Hono } from "hono";
 import { LinksError } from "../core/errors.ts";
 import { AuditIndex } from "../storage/audit-index.ts";
+import { CHECKPOINT_DEFAULTS, CheckpointSigner } from "../storage/checkpoints.ts";
 import { MemberDirectory } from "../storage/members.ts";
+import { loadNodeIdentity, type NodeIdentity } from "../storage/node-identity.ts";
 import { ClaimsDb } from "../storage/claims-db.ts";
 import { GroupCommit } from "../storage/group-commit.ts";
 import { DataPaths } from "../storage/paths.ts";
 import type { AppEnv } from "./context.ts";
 import { bearerAuth } from "./middleware/auth/index.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
-import { clientIp } from "./middleware/client-ip/index.ts";
+import { clientIp, DEFAULT_IPV6_PREFIX } from "./middleware/client-ip/index.ts";
 import { errorHandler, notFoundHandler } from "./middleware/errors/index.ts";
 import { loopbackGuard } from "./middleware/loopback-guard/index.ts";
 import { authFailureGuard, rateLimit, RateLimiter } from "./middleware/rate-limit/index.ts";
 import { requestLog } from "./middleware/request-log/index.ts";
 import { routeIds } from "./middleware/route-ids/index.ts";
+import { NodeMetrics } from "./metrics-node.ts";
+import { PUBLIC_INBOX_DEFAULTS, PublicInboxBudget } from "./public-inbox-budget.ts";
 import { RouteTable } from "./route-table.ts";
+import { adminRoutes } from "./routes/admin.tsx";
+import { recentAuditRoutes } from "./routes/audit-recent.ts";
+import { auditRoutes } from "./routes/audit.ts";
 import { bundlesRoutes } from "./routes/bundles.ts";
 import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
 import { inboxRoutes } from "./routes/inbox.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
+import { myVillagesRoutes } from "./routes/my-villages.ts";
+import { openApiRoutes } from "./routes/openapi.ts";
 import { policyFeedRoutes } from "./routes/policy-feed.ts";
 import { peersRoutes } from "./routes/peers.ts";
 import { policyRoutes } from "./routes/policy.ts";
@@ -50,6 +60,22 @@ export interface ServerOptions {
   authFailuresPerMin?: number;
   /** most keys the rate limiter holds at once */
   rateLimitCapacity?: number;
+  /** answer GET /metrics to any peer, not only to this host */
+  metricsPublic?: boolean;
+  /** per-address limits count IPv6 clients by this prefix length (default 64; 128: each address) */
+  ipv6Prefix?: number;
+  /** whether `POST /inbox` takes bundles from anyone (default true) */
+  publicInbox?: boolean;
+  /** bytes of public bundles one client address (IPv6: its prefix) may store per UTC day */
+  publicInboxQuotaBytes?: number;
+  /** bytes of public bundles the node keeps in all */
+  publicInboxTotalBytes?: number;
+  /** the key and name audit checkpoints are signed with (default: the data directory's key, nodeName) */
+  identity?: NodeIdentity;
+  /** the node's name in its checkpoints (default: the host name) */
+  nodeName?: string | undefined;
+  /** how often grown audit trees get a signed checkpoint, in ms (0: only when one is asked for) */
+  checkpointIntervalMs?: number;
 }
 
 export const DEFAULTS = {
@@ -59,6 +85,12 @@ export const DEFAULTS = {
   publicRatePerMin: 120,
   authFailuresPerMin: 20,
   rateLimitCapacity: 100_000,
+  metricsPublic: false,
+  ipv6Prefix: DEFAULT_IPV6_PREFIX,
+  publicInbox: PUBLIC_INBOX_DEFAULTS.enabled,
+  publicInboxQuotaBytes: PUBLIC_INBOX_DEFAULTS.perAddressPerDayBytes,
+  publicInboxTotalBytes: PUBLIC_INBOX_DEFAULTS.totalBytes,
+  checkpointIntervalMs: CHECKPOINT_DEFAULTS.intervalMs,
   logger: (line: object): void => {
     process.stderr.write(`${JSON.stringify(line)}\n`);
   },
@@ -67,11 +99,14 @@ export const DEFAULTS = {
 
 export interface LinksApp {
   app: Hono<AppEnv>;
-  /** the node's group commit, for work beside the HTTP routes (the sync loop) */
+  /** every route the app serves, with its description (the OpenAPI document's source) */
+  routes: RouteTable;
+  /** the node's group commit and claims database, for work beside the HTTP routes (the sync loop) */
   commit: GroupCommit;
+  claimsDb: ClaimsDb;
   /**
-   * Finishes the commits in flight, checkpoints, closes the claims database and releases the
-   * rate limiter's memory; the app answers nothing useful after.
+   * Finishes the commits in flight, checkpoints, signs the audit trees that grew, closes the
+   * databases and releases the rate limiter's memory; the app answers nothing useful after.
    */
   close(): Promise<void>;
 }
@@ -83,6 +118,10 @@ function positiveInt(name: string, value: number): number {
   return value;
 }
 
+function nonNegativeInt(name: string, value: number): number {
+  return value === 0 ? 0 : positiveInt(name, value);
+}
+
 export function createApp(opts: ServerOptions): LinksApp {
   if (typeof opts.dataDir !== "string" || opts.dataDir === "") throw new LinksError("invalid_argument", "dataDir is required");
   const o = {
@@ -92,6 +131,10 @@ export function createApp(opts: ServerOptions): LinksApp {
     publicRatePerMin: positiveInt("publicRatePerMin", opts.publicRatePerMin ?? DEFAULTS.publicRatePerMin),
     authFailuresPerMin: positiveInt("authFailuresPerMin", opts.authFailuresPerMin ?? DEFAULTS.authFailuresPerMin),
     rateLimitCapacity: positiveInt("rateLimitCapacity", opts.rateLimitCapacity ?? DEFAULTS.rateLimitCapacity),
+    metricsPublic: opts.metricsPublic ?? DEFAULTS.metricsPublic,
+    ipv6Prefix: opts.ipv6Prefix ?? DEFAULTS.ipv6Prefix,
+    publicInbox: opts.publicInbox ?? DEFAULTS.publicInbox,
+    checkpointIntervalMs: nonNegativeInt("checkpointIntervalMs", opts.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs),
     logger: opts.logger ?? DEFAULTS.logger,
     now: opts.now ?? DEFAULTS.now,
   };
@@ -100,36 +143,66 @@ export function createApp(opts: ServerOptions): LinksApp {
   const limiter = new RateLimiter({ capacity: o.rateLimitCapacity, now: o.now });
   const log = (line: object): void => o.logger(line);
 
+  const claimsDb = new ClaimsDb(paths);
+  claimsDb.catchUp();
+  const commit = new GroupCommit(paths, claimsDb);
+  const metrics = new NodeMetrics({ paths, routes, commit: commit.stats });
+
   const app = new Hono<AppEnv>();
   app.onError(errorHandler({ log, dataRoot: paths.root, routes }));
   app.notFound(notFoundHandler({ log, dataRoot: paths.root, routes }));
+  app.use(metrics.http());
   app.use(requestLog({ logger: log, now: o.now }));
-  app.use(clientIp({ trustProxy: o.trustProxy }));
+  app.use(clientIp({ trustProxy: o.trustProxy, ipv6Prefix: o.ipv6Prefix }));
   app.use(loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote }));
 
-  const commit = new GroupCommit(paths);
-  const claimsDb = new ClaimsDb(paths);
-  claimsDb.catchUp();
+  const publicInbox = o.publicInbox
+    ? new PublicInboxBudget({
+        paths,
+        perAddressPerDayBytes: opts.publicInboxQuotaBytes ?? DEFAULTS.publicInboxQuotaBytes,
+        totalBytes: opts.publicInboxTotalBytes ?? DEFAULTS.publicInboxTotalBytes,
+        now: o.now,
+      })
+    : null;
+  const members = new MemberDirectory(paths);
+  const authFailures = authFailureGuard({ limiter, perWindow: o.authFailuresPerMin, refusals: metrics.refusals.auth_failures });
+  const identity = opts.identity ?? loadNodeIdentity(paths, { name: opts.nodeName });
   const auditIndex = new AuditIndex(paths);
+  const checkpoints = new CheckpointSigner(paths, auditIndex, identity, {
+    onRefusal: (message, scope) => {
+      process.stderr.write(`links: ERROR: ${message}\n`);
+      log({ ts: new Date(o.now()).toISOString(), event: "audit_checkpoint_refused", village: scope, detail: message });
+    },
+  });
+  checkpoints.start(o.checkpointIntervalMs);
   const deps: RouteDeps = {
     commit,
     claimsDb,
     auditIndex,
+    checkpoints,
+    identity,
     app,
     routes,
     paths,
     now: o.now,
-    ids: routeIds({ paths }),
-    auth: bearerAuth({
-      directory: new MemberDirectory(paths),
-      failures: authFailureGuard({ limiter, perWindow: o.authFailuresPerMin }),
-    }),
+    members,
+    authFailures,
+    metrics,
+    ids: routeIds({ paths, failures: authFailures }),
+    auth: bearerAuth({ directory: members, failures: authFailures }),
     memberLimit: rateLimit({
       limiter,
       key: (c) => `member:${c.get("villageId")}:${c.get("member").memberId}`,
       limit: (c) => c.get("policy").rate_limit_per_min,
+      refusals: metrics.refusals.member,
     }),
-    publicLimit: rateLimit({ limiter, key: (c) => `public:${c.get("clientIp")}`, limit: () => o.publicRatePerMin }),
+    publicLimit: rateLimit({
+      limiter,
+      key: (c) => `public:${c.get("clientGroup")}`,
+      limit: () => o.publicRatePerMin,
+      refusals: metrics.refusals.public,
+    }),
+    publicInbox,
     jsonBody: bodyLimit({ maxBytes: o.maxBodyBytes, json: true }),
   };
   publicRoutes(deps);
@@ -138,17 +211,31 @@ export function createApp(opts: ServerOptions): LinksApp {
   policyRoutes(deps);
   policyFeedRoutes(deps);
   quarantineRoutes(deps);
+  myVillagesRoutes(deps);
+  recentAuditRoutes(deps);
+  adminRoutes(deps);
+  metricsRoutes(deps, { public: o.metricsPublic });
+  openApiRoutes(deps);
+  auditRoutes(deps);
   bundlesRoutes(deps);
   peersRoutes(deps);
+  void publicInbox?.start();
 
+  let closing: Promise<void> | null = null;
   return {
     app,
+    routes,
     commit,
-    close: async () => {
-      await commit.close();
-      claimsDb.close();
-      auditIndex.close();
-      limiter.clear();
-    },
+    claimsDb,
+    close: () =>
+      (closing ??= (async () => {
+        await commit.close();
+        // after the last commit: the rows it wrote get their checkpoint
+        await checkpoints.stop();
+        auditIndex.close();
+        claimsDb.close();
+        limiter.clear();
+        publicInbox?.close();
+      })()),
   };
 }

@@ -8,8 +8,7 @@
  */
 import { cursorCodec } from "./cursor.ts";
 import type { ClaimsDb } from "../storage/claims-db.ts";
-import type { ClaimFilter } from "../storage/claims-index.ts";
-import type { IndexRow } from "../storage/store.ts";
+import type { ClaimFilter, IndexRow } from "../storage/index-rows.ts";
 
 export const CLAIMS_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
 

@@ -23,6 +23,8 @@ export type AppEnv = {
     peerIp: string;
     /** the client: the peer, or the right-most untrusted X-Forwarded-For hop behind a trusted proxy */
     clientIp: string;
+    /** what per-address limits count under: clientIp, or its IPv6 prefix ("2001:db8:1:2::/64") */
+    clientGroup: string;
     /** the direct peer is one of the configured trusted proxies */
     viaTrustedProxy: boolean;
     villageId: string;

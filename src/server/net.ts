@@ -44,3 +44,29 @@ export function isLoopbackHost(host: string): boolean {
 export function urlHost(host: string): string {
   return isIP(host) === 6 ? `[${host}]` : host;
 }
+
+/** The eight 16-bit pieces of a normalized IPv6 address. */
+function ipv6Pieces(ip: string): number[] {
+  const [head = "", tail] = ip.split("::");
+  const parse = (s: string) => (s === "" ? [] : s.split(":").map((p) => Number.parseInt(p, 16)));
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+/**
+ * What a per-address limit counts under: an IPv4 address as it is (an IPv4-mapped IPv6 address
+ * is already its IPv4 form), an IPv6 address by its first `ipv6Prefix` bits, as "2001:db8:1:2::/64".
+ * One IPv6 host is usually handed a whole /64, so counting single addresses would let it rotate
+ * through 2^64 of them. Anything that is not an IP address (e.g. "unknown") is its own group.
+ */
+export function addressGroup(address: string, ipv6Prefix: number): string {
+  const ip = normalizeIp(address);
+  if (ip === null || isIP(ip) !== 6 || ipv6Prefix >= 128) return ip ?? address;
+  const pieces = ipv6Pieces(ip).map((piece, i) => {
+    const bits = Math.max(0, Math.min(16, ipv6Prefix - i * 16));
+    return bits === 0 ? 0 : piece & (0xffff << (16 - bits)) & 0xffff;
+  });
+  const masked = normalizeIp(pieces.map((p) => p.toString(16)).join(":")) as string;
+  return `${masked}/${ipv6Prefix}`;
+}

@@ -7,26 +7,24 @@
 import { resolve } from "node:path";
 import { LinksError } from "../core/errors.ts";
 import { recover } from "../storage/group-commit.ts";
+import { identityFromKeyFile } from "../storage/node-identity.ts";
 import { DataPaths } from "../storage/paths.ts";
+import { lockDataDirForServe } from "../storage/serve-lock.ts";
 import { startSyncLoop } from "../replication/loop.ts";
 import { SYNC_DEFAULTS } from "../replication/pass.ts";
-import { createApp, DEFAULTS } from "./app.ts";
+import { createApp, DEFAULTS, type ServerOptions } from "./app.ts";
 import { isLoopbackHost, urlHost } from "./net.ts";
 
-export interface ServeOptions {
+/** Where and how to listen, and the app's own options (see ServerOptions) for the rest. */
+export interface ServeOptions extends ServerOptions {
   bind: string;
   port: number;
-  dataDir: string;
-  /** addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed */
-  trustProxy?: readonly string[];
-  /** accept bearer tokens over plain HTTP from remote peers */
-  allowInsecureRemote?: boolean;
-  maxBodyBytes?: number;
   /** install SIGTERM/SIGINT handlers that stop gracefully and exit 0 (default true) */
   handleSignals?: boolean;
-  logger?: (line: object) => void;
   /** where the startup line and warnings go (default stderr) */
   announce?: (line: string) => void;
+  /** the private key file audit checkpoints are signed with (default: <data>/node/ed25519.key, made if missing) */
+  nodeKeyFile?: string | undefined;
   /** how often to sync with each configured peer, in ms (0: never in the background) */
   syncIntervalMs?: number;
 }
@@ -54,17 +52,32 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const announce = opts.announce ?? ((line: string) => process.stderr.write(`${line}\n`));
   const dataDir = resolve(opts.dataDir);
   const allowInsecureRemote = opts.allowInsecureRemote ?? DEFAULTS.allowInsecureRemote;
-  const recovered = recover(new DataPaths(dataDir));
-  if (recovered.repaired > 0) {
-    announce(`links: recovered ${recovered.repaired} of ${recovered.logged} bundles from the ingest log after a crash`);
+  const paths = new DataPaths(dataDir);
+  // Before anything else touches the directory: a second node stops here, recovering nothing.
+  const lock = lockDataDirForServe(paths);
+  let app: ReturnType<typeof createApp>["app"];
+  let closeApp: () => Promise<void>;
+  let commit: ReturnType<typeof createApp>["commit"];
+  let claimsDb: ReturnType<typeof createApp>["claimsDb"];
+  try {
+    const recovered = recover(paths);
+    if (recovered.repaired > 0) {
+      announce(`links: recovered ${recovered.repaired} of ${recovered.logged} bundles from the ingest log after a crash`);
+    }
+    const identity = opts.nodeKeyFile === undefined ? undefined : await identityFromKeyFile(opts.nodeKeyFile, opts.nodeName, (m) => announce(`links: warning: ${m}`));
+    const { bind: _bind, port: _port, handleSignals: _signals, announce: _announce, nodeKeyFile: _key, syncIntervalMs: _sync, ...appOptions } = opts;
+    ({ app, close: closeApp, commit, claimsDb } = createApp({ ...appOptions, dataDir, allowInsecureRemote, ...(identity ? { identity } : {}) }));
+  } catch (e) {
+    lock.release();
+    throw e;
   }
-  const { app, close, commit } = createApp({
-    dataDir,
-    trustProxy: opts.trustProxy ?? DEFAULTS.trustProxy,
-    allowInsecureRemote,
-    maxBodyBytes: opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
-    ...(opts.logger ? { logger: opts.logger } : {}),
-  });
+  const close = async (): Promise<void> => {
+    try {
+      await closeApp();
+    } finally {
+      lock.release();
+    }
+  };
 
   let server: ReturnType<typeof Bun.serve>;
   try {
@@ -75,6 +88,10 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       // Bun turns SO_REUSEPORT on when development is false: a second `links serve` on the same
       // port would then silently share its connections. One node, one port.
       reusePort: false,
+      // The body-limit middleware enforces --max-body (a declared length before a byte is read, a
+      // chunked body as it streams) and answers JSON. Bun's own cap (128 MiB by default) would
+      // answer a bare 413 first for larger declared lengths: lift it out of the way.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       fetch: (req, srv) => app.fetch(req, srv),
       // Only reached if something fails outside Hono's own error handling.
       error: () =>
@@ -95,9 +112,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   if (warning) announce(warning);
   announce(`links: listening on http://${urlHost(hostname)}:${port} (data ${dataDir})`);
   const syncIntervalMs = opts.syncIntervalMs ?? SYNC_DEFAULTS.intervalMs;
-  const sync = syncIntervalMs > 0
-    ? startSyncLoop({ paths: new DataPaths(dataDir), commit, intervalMs: syncIntervalMs, log: opts.logger ?? DEFAULTS.logger })
-    : null;
+  const sync = syncIntervalMs > 0 ? startSyncLoop({ paths, commit, owners: claimsDb, intervalMs: syncIntervalMs, log: opts.logger ?? DEFAULTS.logger }) : null;
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {

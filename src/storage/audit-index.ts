@@ -14,97 +14,21 @@
 import { Database } from "bun:sqlite";
 import { closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { decodeBase64 } from "../core/base64.ts";
-import { BUNDLE_ID_RE } from "../core/bundle.ts";
-import { parseStored } from "../core/canonical.ts";
 import { LinksError, storageError } from "../core/errors.ts";
 import {
   CompactRange,
   consistencyProof,
   hashesEqual,
-  HASH_BYTES,
   inclusionProof,
   leafHash,
   rootAt,
   type SubtreeHashes,
 } from "../core/merkle.ts";
+import { auditLeafOf, completeLines, isBlankLine, parseCheckpointLine, type KeptCheckpoint } from "./audit-records.ts";
 import { readFrom } from "./jsonl.ts";
-import { VILLAGE_ID_RE, type DataPaths } from "./paths.ts";
+import type { DataPaths } from "./paths.ts";
 
 const SCHEMA_VERSION = "1";
-/** bytes of the audit file read at a time while catching up (bounds the memory it takes) */
-const CATCH_UP_CHUNK = 4 * 1024 * 1024;
-const NL = 0x0a;
-
-/** What one stored audit line is in the trees. */
-export interface AuditLeaf {
-  /** the village whose tree holds it; null: the public scope */
-  scope: string | null;
-  action: string | null;
-  bundle_id: string | null;
-  /** the row stored a bundle in its village (ingest.accept, or a quarantine.approve that stored it) */
-  stored: boolean;
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-/**
- * The tree a stored line belongs to, or null when it is no leaf: a blank line, a line that is not
- * a JSON object (a torn append), or a village_id that is neither null nor a valid village id.
- * Only string fields are taken and the leaf is the line's own bytes, so the runtime's JSON.parse
- * serves (nothing read here is ever written back).
- */
-export function auditLeafOf(line: Uint8Array): AuditLeaf | null {
-  let row: unknown;
-  try {
-    row = JSON.parse(utf8.decode(line));
-  } catch {
-    return null;
-  }
-  if (typeof row !== "object" || row === null || Array.isArray(row)) return null;
-  const r = row as Record<string, unknown>;
-  const vid = r.village_id ?? null;
-  if (vid !== null && (typeof vid !== "string" || !VILLAGE_ID_RE.test(vid))) return null;
-  const action = typeof r.action === "string" ? r.action : null;
-  const bundleId = typeof r.bundle_id === "string" ? r.bundle_id : null;
-  const stored =
-    bundleId !== null &&
-    BUNDLE_ID_RE.test(bundleId) &&
-    (action === "ingest.accept" || (action === "quarantine.approve" && r.reason !== "already stored"));
-  return { scope: vid, action, bundle_id: bundleId, stored };
-}
-
-/** True for a line of spaces only (not a row, not an error). */
-export function isBlankLine(line: Uint8Array): boolean {
-  return line.every((b) => b === 0x20 || b === 0x09 || b === 0x0d);
-}
-
-export interface KeptCheckpoint {
-  village_id: string | null;
-  size: number;
-  root_hash: Uint8Array;
-  /** the signed note, as served */
-  note: string;
-  ts: string;
-}
-
-/** A line of store/audit/checkpoints.jsonl, checked field by field; null when malformed. */
-export function parseCheckpointLine(line: string): KeptCheckpoint | null {
-  let v: unknown;
-  try {
-    v = parseStored(line);
-  } catch {
-    return null;
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
-  const r = v as Record<string, unknown>;
-  const vid = r.village_id ?? null;
-  const root = typeof r.root_hash === "string" ? decodeBase64(r.root_hash) : null;
-  if (vid !== null && (typeof vid !== "string" || !VILLAGE_ID_RE.test(vid))) return null;
-  if (typeof r.size !== "number" || !Number.isSafeInteger(r.size) || r.size < 0) return null;
-  if (root === null || root.length !== HASH_BYTES || typeof r.note !== "string" || typeof r.ts !== "string") return null;
-  return { village_id: vid, size: r.size, root_hash: root, note: r.note, ts: r.ts };
-}
 
 function sha256(data: Uint8Array): Uint8Array {
   return new Uint8Array(new Bun.CryptoHasher("sha256").update(data).digest());
@@ -241,29 +165,26 @@ export class AuditIndex {
     let offset = Number(this.meta("audit_offset") ?? 0);
     if (offset !== this.offsetSeen) this.edges.clear();
     const ino = String(file.ino);
-    const knownIno = this.meta("audit_ino");
-    if ((knownIno !== null && knownIno !== ino) || file.size < offset || !this.tailUnchanged(offset)) {
+    // "0": there was no file yet, so a file there now replaced nothing
+    const knownIno = this.meta("audit_ino") ?? "0";
+    if ((knownIno !== "0" && knownIno !== ino) || file.size < offset || !this.tailUnchanged(offset)) {
       this.db.exec("DELETE FROM leaves");
       this.db.exec("DELETE FROM nodes");
       this.db.exec("UPDATE scopes SET size = 0");
       this.db.exec("DELETE FROM meta WHERE key = 'audit_tail'");
       this.edges.clear();
+      if (offset > 0) this.warnOnce(`${this.auditPath} was replaced or changed; the audit trees are rebuilt from it`);
       offset = 0;
-      if (knownIno !== null) this.warnOnce(`${this.auditPath} was replaced or changed; the audit trees are rebuilt from it`);
     }
     let tail: { start: number; bytes: Uint8Array } | null = null;
-    while (offset < file.size) {
-      let buf = readFrom(this.auditPath, offset, CATCH_UP_CHUNK);
-      if (buf !== null && buf.length === CATCH_UP_CHUNK && buf.indexOf(NL) < 0) buf = readFrom(this.auditPath, offset);
-      if (buf === null) break;
-      let start = 0;
-      for (let nl = buf.indexOf(NL); nl >= 0; nl = buf.indexOf(NL, start)) {
-        this.addLine(offset + start, buf.subarray(start, nl));
-        tail = { start: offset + start, bytes: buf.subarray(start, nl + 1) };
-        start = nl + 1;
+    const lines = completeLines(this.auditPath, offset);
+    for (let next = lines.next(); ; next = lines.next()) {
+      if (next.done) {
+        offset = next.value;
+        break;
       }
-      if (start === 0) break; // only a torn line is left: it waits until it is whole
-      offset += start;
+      this.addLine(next.value.offset, next.value.line);
+      tail = { start: next.value.offset, bytes: next.value.withNewline };
     }
     for (const [id, size] of this.dirtySizes) this.db.query("UPDATE scopes SET size = ? WHERE id = ?").run(size, id);
     if (tail !== null) this.setMeta("audit_tail", `${tail.start}:${Buffer.from(sha256(tail.bytes)).toString("hex")}`);
@@ -309,22 +230,21 @@ export class AuditIndex {
     const upsert = this.db.query(
       "INSERT INTO checkpoints (scope, size, root, note, ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET size = excluded.size, root = excluded.root, note = excluded.note, ts = excluded.ts",
     );
-    while (offset < file.size) {
-      let buf = readFrom(this.checkpointsPath, offset, CATCH_UP_CHUNK);
-      if (buf !== null && buf.length === CATCH_UP_CHUNK && buf.indexOf(NL) < 0) buf = readFrom(this.checkpointsPath, offset);
-      if (buf === null) break;
-      const end = buf.lastIndexOf(NL) + 1;
-      if (end === 0) break; // a torn last line waits
-      for (const line of new TextDecoder().decode(buf.subarray(0, end)).split("\n")) {
-        if (line.trim() === "") continue;
-        const c = parseCheckpointLine(line);
-        if (c === null) {
-          this.warnOnce(`skipped a malformed line of ${this.checkpointsPath}`);
-          continue;
-        }
-        upsert.run(this.scopeId(c.village_id, true) as number, c.size, c.root_hash, c.note, c.ts);
+    const decoder = new TextDecoder();
+    const lines = completeLines(this.checkpointsPath, offset);
+    for (let next = lines.next(); ; next = lines.next()) {
+      if (next.done) {
+        offset = next.value;
+        break;
       }
-      offset += end;
+      const text = decoder.decode(next.value.line);
+      if (text.trim() === "") continue;
+      const c = parseCheckpointLine(text);
+      if (c === null) {
+        this.warnOnce(`skipped a malformed line of ${this.checkpointsPath} at byte ${next.value.offset}`);
+        continue;
+      }
+      upsert.run(this.scopeId(c.village_id, true) as number, c.size, c.root_hash, c.note, c.ts);
     }
     this.setMeta("checkpoints_offset", String(offset));
     this.setMeta("checkpoints_ino", ino);
@@ -460,7 +380,9 @@ export class AuditIndex {
 
   /**
    * Rows that stored a bundle in this village (action ingest.accept, or quarantine.approve that
-   * stored it), leaf index > after, in leaf order: the village's acceptance order.
+   * stored it), leaf index > after, in leaf order: the village's acceptance order. The leaf
+   * index is a cursor that survives restarts and reindexing (the audit file is append-only);
+   * after = -1 starts from the beginning.
    */
   acceptedSince(villageId: string, after: number, limit: number): Array<{ leaf: number; bundle_id: string }> {
     this.catchUp();

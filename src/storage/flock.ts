@@ -24,7 +24,8 @@ const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
 const EINTR = 4;
-const EWOULDBLOCK = 11;
+/** EWOULDBLOCK (= EAGAIN): 11 on Linux, 35 on macOS and the BSDs. */
+const EWOULDBLOCK = process.platform === "linux" ? 11 : 35;
 
 const LIBC = "libc.so.6";
 const SYMBOLS = {
@@ -70,7 +71,7 @@ export function lockFd(fd: number, mode: LockMode): void {
   callFlock(fd, mode === "exclusive" ? LOCK_EX : LOCK_SH, mode);
 }
 
-/** Takes the lock if no one holds it; false (at once) when someone does. */
+/** Takes the lock if no one holds it; false (at once, without waiting) if another holder has it. */
 export function tryLockFd(fd: number, mode: LockMode): boolean {
   const lib = loadLibc();
   for (;;) {

@@ -9,12 +9,14 @@ import { closeSync, constants, existsSync, fdatasync, openSync, statSync } from 
 import { normalizeBundle, requireVerified } from "../core/bundle.ts";
 import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { storageError } from "../core/errors.ts";
+import { Histogram } from "../core/stats.ts";
 import { appendAudit, auditRow, type AuditEntry, type AuditRow } from "./audit.ts";
+import { withFileLockSync } from "./flock.ts";
+import { indexRowLines, rowScope } from "./index-rows.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { dropJsonlPrefix, lockedAppend, readJsonl, readJsonlFrom } from "./jsonl.ts";
-import { parseIndexRow } from "./claims-index.ts";
 import type { DataPaths } from "./paths.ts";
-import { indexRowLines, storeBundles, type IngestResult, type StoreItem } from "./store.ts";
+import { storeBundles, type IngestResult, type StoreItem, type TopLevelOwners } from "./store.ts";
 import { syncFilesystem, syncFilesystemAsync } from "./syncfs.ts";
 
 export const GROUP_COMMIT_DEFAULTS = {
@@ -23,6 +25,16 @@ export const GROUP_COMMIT_DEFAULTS = {
   checkpointBytes: 32 * 1024 * 1024,
   checkpointMs: 10_000,
 };
+
+/** What the node's metrics read: filled in as batches commit and checkpoints finish. */
+export class GroupCommitStats {
+  readonly batchSize = new Histogram([1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
+  readonly fsyncSeconds = new Histogram([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+  checkpoints = 0;
+  checkpointFailures = 0;
+  /** ms since the epoch of the last checkpoint that finished, or null */
+  lastCheckpointMs: number | null = null;
+}
 
 export interface CommitItem extends StoreItem {
   audit: AuditEntry;
@@ -50,9 +62,12 @@ export class GroupCommit {
   private needsRepair = false;
   private checkpointing: Promise<void> | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
+  readonly stats = new GroupCommitStats();
 
   constructor(
     private readonly paths: DataPaths,
+    /** the claims database: who holds the files Python v0.7 left at the top of store/bundles */
+    private readonly owners: TopLevelOwners,
     private readonly opts: typeof GROUP_COMMIT_DEFAULTS & { syncFs?: (path: string) => Promise<void> } = GROUP_COMMIT_DEFAULTS,
   ) {
     this.logBytes = sizeOf(paths.ingestLogFile());
@@ -97,10 +112,13 @@ export class GroupCommit {
         return `{"audit":${audit},"bundle":${item.text},"village_id":${toJsonText(item.villageId)},"visibility":${toJsonText(item.visibility)}}`;
       });
       lockedAppend(this.paths.ingestLogFile(), lines, { fsync: false });
+      this.stats.batchSize.observe(batch.length);
+      const syncStart = performance.now();
       await fdatasyncFile(this.paths.ingestLogFile());
+      this.stats.fsyncSeconds.observe((performance.now() - syncStart) / 1000);
       this.logBytes += lines.reduce((n, l) => n + l.length + 1, 0);
       // Durable from here on: the log holds each bundle and its audit row.
-      const results = storeBundles(this.paths, batch.map((p) => p.item), { sync: false });
+      const results = storeBundles(this.paths, batch.map((p) => p.item), this.owners, { sync: false });
       const audits = batch.filter((_, i) => results[i]?.status === "stored").map((p) => auditRow(p.item.audit));
       if (audits.length > 0) lockedAppend(this.paths.auditFile(), audits.map((a) => toJsonText(a as unknown as JsonValue)), { fsync: false });
       batch.forEach((p, i) => p.resolve(results[i] as IngestResult));
@@ -122,8 +140,13 @@ export class GroupCommit {
     if (!this.checkpointDue && this.logBytes < this.opts.checkpointBytes) return;
     this.checkpointDue = false;
     this.checkpointing = this.checkpointAsync()
+      .then(() => {
+        this.stats.checkpoints++;
+        this.stats.lastCheckpointMs = Date.now();
+      })
       .catch((e) => {
         this.checkpointDue = true;
+        this.stats.checkpointFailures++;
         process.stderr.write(`links: warning: checkpoint failed, will retry: ${(e as Error).message}\n`);
       })
       .finally(() => {
@@ -158,7 +181,8 @@ export class GroupCommit {
   }
 }
 
-function fdatasyncFile(path: string): Promise<void> {
+/** fdatasync off the main thread (libuv's pool), so a slow disk does not stall requests. */
+export function fdatasyncFile(path: string): Promise<void> {
   const fd = openSync(path, constants.O_RDONLY);
   return new Promise<void>((resolve, reject) => {
     fdatasync(fd, (e) => {
@@ -179,61 +203,95 @@ export function checkpoint(paths: DataPaths): void {
   finishCheckpoint(paths, mark);
 }
 
-/** Where the log, index and audit files stand before the filesystem is synced. */
-function checkpointMark(paths: DataPaths): { log: number; index: number; audit: number } {
-  return { log: sizeOf(paths.ingestLogFile()), index: sizeOf(paths.claimsIndexFile()), audit: sizeOf(paths.auditFile()) };
+interface Mark {
+  log: number;
+  index: FileMark;
+  audit: FileMark;
 }
 
-/** After the sync: note the offsets for recovery and drop the part of the log now on disk. */
-function finishCheckpoint(paths: DataPaths, mark: { log: number; index: number; audit: number }): void {
-  writeJsonFile(paths.ingestCheckpointFile(), { index_offset: mark.index, audit_offset: mark.audit });
+interface FileMark {
+  size: number;
+  ino: number;
+}
+
+/** Where the log, index and audit files stand before the filesystem is synced. */
+function checkpointMark(paths: DataPaths): Mark {
+  return { log: sizeOf(paths.ingestLogFile()), index: fileMark(paths.claimsIndexFile()), audit: fileMark(paths.auditFile()) };
+}
+
+/**
+ * After the sync: note the offsets for recovery and drop the part of the log now on disk. The
+ * inodes say whether a later recovery still reads the same files (a reindex replaces the index).
+ */
+function finishCheckpoint(paths: DataPaths, mark: Mark): void {
+  writeJsonFile(paths.ingestCheckpointFile(), {
+    index_offset: mark.index.size,
+    index_ino: mark.index.ino,
+    audit_offset: mark.audit.size,
+    audit_ino: mark.audit.ino,
+  });
   dropJsonlPrefix(paths.ingestLogFile(), mark.log);
 }
 
 /**
- * Replays the write-ahead log after a crash: every logged bundle is stored (its file rewritten
- * if missing or torn), its index rows appended once, its audit row written if it was lost.
- * Returns how many bundles needed repair.
+ * Replays the write-ahead log after a crash: every logged bundle is stored in its village (its
+ * file rewritten if missing or torn), its index rows appended once, its audit row written if it
+ * was lost. "Once" is per scope: rows or an audit row of the same bundle in another scope (the
+ * public store, another village) do not count. Returns how many bundles needed repair.
  */
 export function recover(paths: DataPaths): { logged: number; repaired: number } {
   const logFile = paths.ingestLogFile();
   if (!existsSync(logFile)) return { logged: 0, repaired: 0 };
   const entries = readJsonl(logFile, (line) => parseStored(line) as unknown as LogEntry);
   if (entries.length === 0) return { logged: 0, repaired: 0 };
-  const mark = (readJsonFile(paths.ingestCheckpointFile()) ?? {}) as { index_offset?: number; audit_offset?: number };
-  const indexed = idsAfter(paths.claimsIndexFile(), mark.index_offset ?? 0, (line) => parseIndexRow(line).bundle_id);
-  const audited = idsAfter(paths.auditFile(), mark.audit_offset ?? 0, (line) => {
-    const row = parseStored(line) as { action?: string; bundle_id?: string };
-    return row.action === "ingest.accept" || row.action === "quarantine.approve" ? (row.bundle_id ?? "") : "";
+  const mark = (readJsonFile(paths.ingestCheckpointFile()) ?? {}) as { index_offset?: number; index_ino?: number; audit_offset?: number; audit_ino?: number };
+  const indexed = keysAfter(paths.claimsIndexFile(), mark.index_offset, mark.index_ino, (line) => {
+    const row = JSON.parse(line) as { bundle_id?: unknown; village_id?: unknown; visibility?: unknown };
+    return typeof row.bundle_id === "string" ? scopeKey(rowScope(row), row.bundle_id) : "";
+  });
+  const audited = keysAfter(paths.auditFile(), mark.audit_offset, mark.audit_ino, (line) => {
+    const row = parseStored(line) as { action?: string; bundle_id?: string; village_id?: string | null };
+    const stores = row.action === "ingest.accept" || row.action === "quarantine.approve";
+    return stores && typeof row.bundle_id === "string" ? scopeKey(row.village_id ?? "", row.bundle_id) : "";
   });
   let repaired = 0;
-  for (const entry of entries) {
-    const bundle = requireVerified(normalizeBundle(entry.bundle));
-    const file = paths.bundleFile(bundle.bundle_id, entry.village_id);
-    const whole = existsSync(file) && isWholeJson(file);
-    if (whole && indexed.has(bundle.bundle_id) && audited.has(bundle.bundle_id)) continue;
-    repaired++;
-    if (!whole) writeJsonFile(file, bundle);
-    if (!indexed.has(bundle.bundle_id)) {
-      // storeBundles would see the file and call it a duplicate: append the rows directly.
-      const rows = indexRowLines(bundle, entry.village_id, entry.visibility);
-      lockedAppend(paths.claimsIndexFile(), rows);
-      indexed.add(bundle.bundle_id);
+  withFileLockSync(paths.indexWritersLockFile(), "shared", () => {
+    for (const entry of entries) {
+      const bundle = requireVerified(normalizeBundle(entry.bundle));
+      const key = scopeKey(entry.village_id ?? "", bundle.bundle_id);
+      const file = paths.bundleFile(bundle.bundle_id, entry.village_id);
+      const whole = existsSync(file) && isWholeJson(file);
+      if (whole && indexed.has(key) && audited.has(key)) continue;
+      repaired++;
+      if (!whole) writeJsonFile(file, bundle);
+      if (!indexed.has(key)) {
+        // storeBundles would see the file and call it a duplicate: append the rows directly.
+        lockedAppend(paths.claimsIndexFile(), indexRowLines(bundle, entry.village_id, entry.visibility));
+        indexed.add(key);
+      }
+      if (!audited.has(key)) {
+        if (entry.audit) lockedAppend(paths.auditFile(), [toJsonText(entry.audit as unknown as JsonValue)]);
+        else appendAudit(paths, { action: "ingest.accept", bundle_id: bundle.bundle_id, village_id: entry.village_id, reason: "recovered from the ingest log after a crash" });
+        audited.add(key);
+      }
     }
-    if (!audited.has(bundle.bundle_id)) {
-      if (entry.audit) lockedAppend(paths.auditFile(), [toJsonText(entry.audit as unknown as JsonValue)]);
-      else appendAudit(paths, { action: "ingest.accept", bundle_id: bundle.bundle_id, village_id: entry.village_id, reason: "recovered from the ingest log after a crash" });
-      audited.add(bundle.bundle_id);
-    }
-  }
+  });
   checkpoint(paths);
   return { logged: entries.length, repaired };
 }
 
-/** Ids named by the records of a JSONL file from a byte offset on (all of it if it shrank). */
-function idsAfter(path: string, offset: number, idOf: (line: string) => string): Set<string> {
-  const start = offset <= sizeOf(path) ? offset : 0;
-  const { records } = readJsonlFrom(path, start, idOf, () => {});
+function scopeKey(scope: string | null, bundleId: string): string {
+  return `${scope ?? "\u0000"}/${bundleId}`;
+}
+
+/**
+ * Keys of the records of a JSONL file from the checkpoint's offset on: all of it when the file
+ * was replaced or shrank since (or there was no checkpoint).
+ */
+function keysAfter(path: string, offset: number | undefined, ino: number | undefined, keyOf: (line: string) => string): Set<string> {
+  const now = fileMark(path);
+  const same = offset !== undefined && offset <= now.size && (ino === undefined || ino === now.ino);
+  const { records } = readJsonlFrom(path, same ? offset : 0, keyOf, () => {});
   return new Set(records.filter(Boolean));
 }
 
@@ -242,6 +300,15 @@ function isWholeJson(file: string): boolean {
     return readJsonFile(file) !== null;
   } catch {
     return false;
+  }
+}
+
+function fileMark(path: string): FileMark {
+  try {
+    const s = statSync(path);
+    return { size: s.size, ino: s.ino };
+  } catch {
+    return { size: 0, ino: 0 };
   }
 }
 

@@ -8,9 +8,10 @@ import { nowIso } from "../core/datetime.ts";
 import { LinksError, type ErrorCode } from "../core/errors.ts";
 import { auditPolicyHash } from "../core/village-policy.ts";
 import { appendAudit } from "./audit.ts";
+import { withOwners } from "./claims-db.ts";
 import type { DataPaths } from "./paths.ts";
 import { putInQuarantine } from "./quarantine.ts";
-import { findBundleFile, storeBundle } from "./store.ts";
+import { isStored, storeBundle, type TopLevelOwners } from "./store.ts";
 import type { GroupCommit } from "./group-commit.ts";
 import { readVillage, villagePolicy, type Village } from "./villages.ts";
 
@@ -19,6 +20,11 @@ export type InboxResult =
   | { status: "quarantined"; bundle_id: string; code: ErrorCode; detail: string };
 
 export interface SubmitOptions {
+  /**
+   * the claims database: who holds the files Python v0.7 left at the top of store/bundles (the
+   * node's; without it, one is opened for the call)
+   */
+  owners?: TopLevelOwners | undefined;
   /** the node's group commit; without it each bundle is fsynced on its own (CLI) */
   commit?: GroupCommit | undefined;
   /** the village as the caller already read it */
@@ -32,6 +38,16 @@ export async function submitToVillage(
   raw: Uint8Array,
   actor: string,
   opts: SubmitOptions = {},
+): Promise<InboxResult> {
+  return withOwners(paths, opts.owners, (owners) => submit(paths, villageId, raw, actor, { ...opts, owners }));
+}
+
+async function submit(
+  paths: DataPaths,
+  villageId: string,
+  raw: Uint8Array,
+  actor: string,
+  opts: SubmitOptions & { owners: TopLevelOwners },
 ): Promise<InboxResult> {
   const village = opts.village ?? readVillage(paths, villageId);
   const policy = villagePolicy(village);
@@ -58,7 +74,8 @@ export async function submitToVillage(
     appendAudit(paths, { ...base, action: "ingest.quarantine", reason: decision.code });
     return { status: "quarantined", bundle_id: bundle.bundle_id, code: decision.code, detail: decision.detail };
   }
-  if (findBundleFile(paths, bundle.bundle_id, villageId) !== null) {
+  // Only this village's copy counts: the public store's or another village's is not its own.
+  if (isStored(paths, villageId, bundle.bundle_id, opts.owners)) {
     return { status: "duplicate", bundle_id: bundle.bundle_id };
   }
   const audit = { ...base, action: "ingest.accept" } as const;
@@ -67,14 +84,14 @@ export async function submitToVillage(
   if (opts.commit) {
     stored = await opts.commit.submit({ ...item, audit });
   } else {
-    stored = storeBundle(paths, item.bundle, villageId, item.visibility);
+    stored = storeBundle(paths, item.bundle, villageId, item.visibility, opts.owners);
     if (stored.status === "stored") appendAudit(paths, audit);
   }
   return { status: stored.status === "stored" ? "accepted" : "duplicate", bundle_id: bundle.bundle_id };
 }
 
-/** The public inbox: any valid bundle is stored in the public store. */
-export function submitPublic(paths: DataPaths, raw: Uint8Array, actor: string): InboxResult {
+/** The public inbox: any valid bundle is stored in the public store (whoever else holds it). */
+export function submitPublic(paths: DataPaths, raw: Uint8Array, actor: string, owners?: TopLevelOwners): InboxResult {
   const bundle = parseBundle(raw);
   let verified;
   try {
@@ -83,7 +100,7 @@ export function submitPublic(paths: DataPaths, raw: Uint8Array, actor: string): 
     if (e instanceof LinksError) appendAudit(paths, { action: "ingest.reject", bundle_id: safeId(bundle), actor, reason: e.code });
     throw e;
   }
-  const stored = storeBundle(paths, verified, null, "public");
+  const stored = withOwners(paths, owners, (o) => storeBundle(paths, verified, null, "public", o));
   if (stored.status === "stored") appendAudit(paths, { action: "ingest.accept", bundle_id: bundle.bundle_id, actor });
   return { status: stored.status === "stored" ? "accepted" : "duplicate", bundle_id: bundle.bundle_id };
 }

@@ -5,7 +5,21 @@
  * append never replaces the inode, unlike an atomic rewrite), and readers take a shared lock so
  * they never see half of an append that is still in progress.
  */
-import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fdatasyncSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { LinksError, storageError } from "../core/errors.ts";
 import { atomicWrite } from "./atomic.ts";
 import { lockFd, unlockFd } from "./flock.ts";
@@ -87,9 +101,9 @@ export function lockedAppend(path: string, lines: string[], opts?: { fsync?: boo
 }
 
 /**
- * Opens for append and takes the exclusive lock. A rewrite (replaceJsonl) renames a new inode
- * over the path while holding the old one's lock; whoever waited on the old inode must reopen,
- * or its records would land in an unlinked file.
+ * Opens for append and takes the exclusive lock. A rewrite (stageJsonl, dropJsonlPrefix) renames
+ * a new inode over the path while holding the old one's lock; whoever waited on the old inode
+ * must reopen, or its records would land in an unlinked file.
  */
 function openLocked(path: string): number {
   for (;;) {
@@ -106,20 +120,93 @@ function openLocked(path: string): number {
   }
 }
 
+export interface StagedJsonl {
+  /**
+   * Adds the records appended to the live file from byte `since` on that `keep` accepts, then
+   * renames the staged file into place. The last of them are read under the live file's own lock,
+   * held through the rename, so no append is lost. Returns how many records were added.
+   */
+  commit(since: number, keep: (line: string) => boolean): number;
+  /** Removes the staged file (the rebuild was abandoned). */
+  discard(): void;
+}
+
 /**
- * Replaces a JSONL file's whole content (e.g. rebuilding an index) without losing a concurrent
- * append: the old file's own lock is held across the atomic rename.
+ * Writes a JSONL file's replacement beside it, fsynced, without the live file's lock: a rebuild
+ * that takes long keeps appenders waiting only for its `commit`.
  */
-export function replaceJsonl(path: string, lines: string[]): void {
-  let fd: number | undefined;
-  try {
-    fd = openLocked(path);
-    atomicWrite(path, lines.length === 0 ? "" : `${lines.join("\n")}\n`);
-  } catch (e) {
-    throw storageError(e, `rewriting ${path}`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+export function stageJsonl(path: string, lines: string[]): StagedJsonl {
+  const staged = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.staged`);
+  atomicWrite(staged, lines.length === 0 ? "" : `${lines.join("\n")}\n`);
+  const appendKept = (text: string, keep: (line: string) => boolean): number => {
+    const kept = text.split("\n").filter((l) => l.trim() !== "" && keep(l));
+    if (kept.length === 0) return 0;
+    const fd = openSync(staged, constants.O_WRONLY | constants.O_APPEND);
+    try {
+      const data = Buffer.from(`${kept.join("\n")}\n`, "utf8");
+      let done = 0;
+      while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+    } finally {
+      closeSync(fd);
+    }
+    return kept.length;
+  };
+  const discard = (): void => {
+    try {
+      unlinkSync(staged);
+    } catch {
+      // already renamed or removed
+    }
+  };
+  return {
+    discard,
+    commit(since, keep) {
+      let added = 0;
+      try {
+        // Most of what came meanwhile is copied before the lock is taken ...
+        let from = since;
+        const early = readFrom(path, since);
+        if (early !== null) {
+          const whole = early.lastIndexOf(NL) + 1;
+          added += appendKept(decoder.decode(early.subarray(0, whole)), keep);
+          from += whole;
+        }
+        // ... the rest under it, through the rename.
+        const fd = openLocked(path);
+        try {
+          const size = fstatSync(fd).size;
+          const rest = Buffer.alloc(Math.max(0, size - from));
+          let got = 0;
+          while (got < rest.length) {
+            const n = readSync(fd, rest, got, rest.length - got, from + got);
+            if (n === 0) break;
+            got += n;
+          }
+          // an unfinished last line can only be a crashed writer's: it is left behind
+          added += appendKept(decoder.decode(rest.subarray(0, rest.lastIndexOf(NL) + 1)), keep);
+          const sfd = openSync(staged, constants.O_RDONLY);
+          try {
+            fdatasyncSync(sfd);
+          } finally {
+            closeSync(sfd);
+          }
+          renameSync(staged, path);
+          const dfd = openSync(dirname(path), constants.O_RDONLY);
+          try {
+            fsyncSync(dfd);
+          } finally {
+            closeSync(dfd);
+          }
+        } finally {
+          closeSync(fd);
+        }
+      } catch (e) {
+        discard();
+        throw storageError(e, `rewriting ${path}`);
+      }
+      return added;
+    },
+  };
 }
 
 /**

@@ -1,9 +1,17 @@
 /**
  * Key files (spec section 5): base64 of the 32-byte seed (0600) or public key (0644) and a
- * newline. A key file others can read is still used, with a warning.
+ * newline, the format Python Links reads and writes, so key files move between the two both ways.
+ * A key file others can read is still used, with a warning.
+ *
+ * Both kinds hold 32 bytes of base64, so the content alone cannot tell a private key from a public
+ * one. What can: the name (`.pub`), and the public key files beside it. A file given as a private
+ * key is refused when it is named `.pub`, when it holds the same key as a `.pub` file in its
+ * directory, or when its public key is not the one in the `.pub` of the same stem
+ * (`ed25519.key` and `ed25519.pub`): signing with a public key would make a signature anyone can
+ * forge, and it would still verify.
  */
-import { statSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, extname, join } from "node:path";
 import { decodeBase64, encodeBase64 } from "../core/base64.ts";
 import { publicKeyFromSeed } from "../core/ed25519.ts";
 import { LinksError } from "../core/errors.ts";
@@ -11,6 +19,9 @@ import { atomicWrite, writeNewFileAtomic } from "./atomic.ts";
 
 export const PRIVATE_KEY_FILE = "ed25519.key";
 export const PUBLIC_KEY_FILE = "ed25519.pub";
+const MAX_KEY_FILE_BYTES = 4096;
+/** How many `.pub` files beside a key are compared with it (a key directory holds a few). */
+const MAX_SIBLINGS = 256;
 
 export interface KeyPairPaths {
   privateKey: string;
@@ -33,31 +44,101 @@ export function writeKeyPair(dir: string, seed: Uint8Array, opts: { force?: bool
   return paths;
 }
 
-/** Reads a private key file; `onWarning` hears about loose permissions. */
+/** What the file and its neighbours say it is. */
+export type KeyFileKind =
+  | { kind: "public"; why: string }
+  | { kind: "private"; publicKey: Uint8Array }
+  | { kind: "mismatch"; pub: string }
+  | { kind: "unknown" };
+
+/** Reads a private key file, refusing anything that is (or may well be) a public key. */
 export async function readSeedFile(path: string, onWarning?: (message: string) => void): Promise<Uint8Array> {
-  const text = await readKeyText(path);
+  const bytes = decodeKey(await readKeyText(path), path);
+  const found = classifyKeyFile(path, bytes);
+  if (found.kind === "public") {
+    throw new LinksError("invalid_key_file", `${path} is a public key (${found.why}), not a private key: give the private key file (e.g. ${PRIVATE_KEY_FILE})`);
+  }
+  if (found.kind === "mismatch") {
+    throw new LinksError(
+      "invalid_key_file",
+      `${path} does not belong to ${found.pub} beside it (its public key is another one): is ${path} a public key, or is ${found.pub} from another key pair?`,
+    );
+  }
   const mode = statSync(path).mode & 0o077;
   if (mode !== 0 && onWarning) onWarning(`private key ${path} is readable by group or others (chmod 600 ${path})`);
-  return decodeKey(text, path, "private key");
+  return bytes;
 }
 
-export async function readPublicKeyFile(path: string): Promise<Uint8Array> {
-  return decodeKey(await readKeyText(path), path, "public key");
+/**
+ * The public key a key file stands for: its own content, or, for a file recognized as a private
+ * key, the public key derived from it (`private` tells which).
+ */
+export async function readPublicKeyOf(path: string): Promise<{ publicKey: Uint8Array; private: boolean }> {
+  const bytes = decodeKey(await readKeyText(path), path);
+  const found = classifyKeyFile(path, bytes);
+  if (found.kind === "private") return { publicKey: found.publicKey, private: true };
+  if (found.kind === "mismatch") {
+    throw new LinksError("invalid_key_file", `${path} is neither the key in ${found.pub} beside it nor its private key`);
+  }
+  return { publicKey: bytes, private: false };
+}
+
+/** Decides from the name and the `.pub` files in the same directory; the content is 32 bytes. */
+export function classifyKeyFile(path: string, bytes: Uint8Array): KeyFileKind {
+  const name = basename(path);
+  if (extname(name).toLowerCase() === ".pub") return { kind: "public", why: "its name ends in .pub" };
+  const dir = dirname(path);
+  const stemPub = `${name.slice(0, name.length - extname(name).length)}.pub`;
+  for (const pub of siblingPubs(dir)) {
+    const other = readKeyQuietly(join(dir, pub));
+    if (other !== null && equalBytes(other, bytes)) return { kind: "public", why: `it holds the same key as ${join(dir, pub)}` };
+  }
+  const derived = publicKeyFromSeed(bytes);
+  const companion = readKeyQuietly(join(dir, stemPub));
+  if (companion !== null) {
+    return equalBytes(companion, derived) ? { kind: "private", publicKey: derived } : { kind: "mismatch", pub: join(dir, stemPub) };
+  }
+  return extname(name).toLowerCase() === ".key" ? { kind: "private", publicKey: derived } : { kind: "unknown" };
+}
+
+function siblingPubs(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.toLowerCase().endsWith(".pub")).slice(0, MAX_SIBLINGS);
+}
+
+/** A neighbouring key file's 32 bytes, or null when it is not one (unreadable, too big, other). */
+function readKeyQuietly(path: string): Uint8Array | null {
+  try {
+    if (statSync(path).size > MAX_KEY_FILE_BYTES) return null;
+    const bytes = decodeBase64(readFileSync(path, "utf8").trim());
+    return bytes !== null && bytes.length === 32 ? bytes : null;
+  } catch {
+    return null;
+  }
 }
 
 async function readKeyText(path: string): Promise<string> {
   const file = Bun.file(path);
   if (!(await file.exists())) throw new LinksError("not_found", `key file not found: ${path}`);
-  if (file.size > 4096) throw new LinksError("invalid_key_file", `${path} is too large to be a key file`);
+  if (file.size > MAX_KEY_FILE_BYTES) throw new LinksError("invalid_key_file", `${path} is too large to be a key file`);
   return (await file.text()).trim();
 }
 
-function decodeKey(text: string, path: string, what: string): Uint8Array {
+export function decodeKey(text: string, path: string): Uint8Array {
   const bytes = decodeBase64(text);
   if (bytes === null || bytes.length !== 32) {
-    throw new LinksError("invalid_key_file", `${path} is not a ${what} file (expected base64 of 32 bytes)`);
+    throw new LinksError("invalid_key_file", `${path} is not a key file (expected canonical base64 of 32 bytes)`);
   }
   return bytes;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function exists(path: string): boolean {

@@ -138,8 +138,21 @@ export class DataPaths {
     return this.under("store", "quarantine", assertVillageId(vid), `${assertBundleId(bid)}.json`);
   }
 
+  /**
+   * Why, when and who of a held bundle, in a subfolder: every `*.json` directly in a quarantine
+   * folder is a held bundle (Python Links lists the folder that way).
+   */
   quarantineMetaFile(vid: string, bid: string): string {
+    return this.under("store", "quarantine", assertVillageId(vid), "meta", `${assertBundleId(bid)}.json`);
+  }
+
+  /** Where earlier versions of links kept it, beside the bundle (read, then moved). */
+  legacyQuarantineMetaFile(vid: string, bid: string): string {
     return this.under("store", "quarantine", assertVillageId(vid), `${assertBundleId(bid)}.meta.json`);
+  }
+
+  rejectedDir(vid: string): string {
+    return this.under("store", "rejected", assertVillageId(vid));
   }
 
   rejectedFile(vid: string, bid: string): string {
@@ -147,7 +160,24 @@ export class DataPaths {
   }
 
   rejectedMetaFile(vid: string, bid: string): string {
+    return this.under("store", "rejected", assertVillageId(vid), "meta", `${assertBundleId(bid)}.json`);
+  }
+
+  legacyRejectedMetaFile(vid: string, bid: string): string {
     return this.under("store", "rejected", assertVillageId(vid), `${assertBundleId(bid)}.meta.json`);
+  }
+
+  /**
+   * Shared by every writer from creating a bundle file to appending its index rows; `reindex`
+   * takes it exclusively for the moments it must see no bundle half stored.
+   */
+  indexWritersLockFile(): string {
+    return this.under("store", "index", "claims.writers.lock");
+  }
+
+  /** Serializes public adoption of a file Python Links v0.7 left at the top of store/bundles. */
+  publicAdoptionLockFile(): string {
+    return this.under("store", "index", "public_adoption.lock");
   }
 
   quarantineRoot(): string {

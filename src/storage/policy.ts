@@ -1,71 +1,100 @@
 /**
  * Applying policies to a village: village.json replaced under its lock, one history row per
- * policy (the village's chain: each names the head it replaced and keeps the artifact), every
- * change audited. Local CLI, HTTP and pull all end here.
+ * policy (the village's chain: each names the head it replaced and keeps the artifact), the
+ * chain's memory kept beside it, every change audited. Local CLI, HTTP and pull all end here, and
+ * every signed artifact is decided by core/policy-rules under the lock.
  */
-import { assertMaxDepth, INPUT_MAX_DEPTH, parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
+import { assertMaxDepth, INPUT_MAX_DEPTH, toJsonText, type JsonValue } from "../core/canonical.ts";
+import { compareDatetimes, stampAfter } from "../core/chain-time.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
-import { checkRun } from "../core/policy-chain.ts";
-import {
-  newPolicyUpdate,
-  policyHash,
-  policyUpdateToJson,
-  type PolicyUpdate,
-} from "../core/policy-update.ts";
+import { admitRun, type Admitted } from "../core/policy-rules.ts";
+import { policyHash, policyUpdateToJson, unsignedUpdateJson, type PolicyUpdate } from "../core/policy-update.ts";
 import { auditPolicyHash, readPolicy, type PolicyObject, type VillagePolicy } from "../core/village-policy.ts";
 import { appendAudit, type AuditEntry } from "./audit.ts";
-import { lockedAppend, readJsonl } from "./jsonl.ts";
+import { lockedAppend } from "./jsonl.ts";
 import type { DataPaths } from "./paths.ts";
-import { updateVillage, withPolicy, type Village } from "./villages.ts";
+import { chainState, currentHead, headUnderLock, writeHead } from "./policy-head.ts";
+import { entryTime, type ChainEntry, type PolicyHistoryRow, type PolicySource } from "./policy-history.ts";
+import { readVillage, updateVillage, withPolicy, type Village } from "./villages.ts";
 
-export type PolicySource = "create" | "local" | "remote" | "pull";
+export { policyChain, readPolicyHistory, type ChainEntry, type PolicyHistoryRow, type PolicySource } from "./policy-history.ts";
 
-export interface PolicyHistoryRow {
-  policy: PolicyObject;
+export interface ApplyResult {
+  /** "unchanged": the policy given is the one in force; nothing was written */
+  status: "applied" | "unchanged";
   policy_hash: string;
-  previous_policy_hash: string | null;
-  actor: string | null;
-  ts: string;
-  source: PolicySource | string;
-  /** true when the artifact carries signatures that verified when it was applied */
-  signed: boolean;
-  signers: string[];
-  /** the artifact as received; for an unsigned change, an unsigned v2 artifact made here */
-  artifact: JsonValue;
+  previous_policy_hash: string;
 }
 
-export interface PolicyChange {
+interface Change {
   policy: PolicyObject;
-  artifact: PolicyUpdate | null;
-  signers?: string[];
+  /** the decided artifact; null for a plain change */
+  admitted: Admitted | null;
 }
 
-export interface ApplyOptions {
+interface RecordOptions {
   actor: string | null;
   source: PolicySource;
-  /** Runs under the village lock against the policy in force; throws to refuse. */
-  authorize?: (current: VillagePolicy, next: VillagePolicy, currentHash: string) => void;
 }
 
-export function applyPolicy(
+/**
+ * Applies a plain policy (no artifact) given by an operator. `authorize` runs under the village
+ * lock against the policy in force and throws to refuse. The policy in force given again is
+ * "unchanged": no history row, no audit row.
+ */
+export function applyPlainPolicy(
   paths: DataPaths,
   vid: string,
-  change: PolicyChange & ApplyOptions,
-): { policy_hash: string; previous_policy_hash: string } {
-  const next = readPolicy(change.policy);
-  return updateVillage(paths, vid, (village) => {
+  policy: PolicyObject,
+  opts: RecordOptions & { authorize?: (current: VillagePolicy) => void },
+): ApplyResult {
+  readPolicy(policy);
+  const hash = policyHash(policy);
+  return updateVillage<ApplyResult>(paths, vid, (village) => {
+    opts.authorize?.(readPolicy(village.policy));
     const previous = policyHash(village.policy);
-    const claimed = change.artifact?.generation === "v2" ? change.artifact.previous_policy_hash : null;
-    if (claimed !== null && claimed !== previous) {
-      throw new LinksError(
-        "policy_lineage",
-        `the update follows policy ${claimed}, but this village's policy is ${previous}; export a new update from the current policy`,
-      );
-    }
-    change.authorize?.(readPolicy(village.policy), next, previous);
-    const updated = record(paths, village, [change], change);
-    return { village: updated, result: { policy_hash: policyHash(change.policy), previous_policy_hash: previous } };
+    if (hash === previous) return { village, result: { status: "unchanged", policy_hash: hash, previous_policy_hash: previous } };
+    const updated = record(paths, village, [{ policy, admitted: null }], opts);
+    return { village: updated, result: { status: "applied", policy_hash: hash, previous_policy_hash: previous } };
+  });
+}
+
+/**
+ * Applies one signed artifact given by an operator (HTTP with a manage token, or apply-local):
+ * decided by the policy rules under the village lock. Quorum is needed where the village
+ * requires signed policy.
+ */
+export function applySignedUpdate(paths: DataPaths, vid: string, update: PolicyUpdate, opts: RecordOptions & { now: number }): ApplyResult {
+  return updateVillage<ApplyResult>(paths, vid, (village) => {
+    const previous = policyHash(village.policy);
+    const [admitted] = admitRun([update], chainState(paths, village, headUnderLock(paths, vid)), { now: opts.now });
+    const updated = record(paths, village, [{ policy: update.policy, admitted: admitted as Admitted }], opts);
+    return { village: updated, result: { status: "applied", policy_hash: update.policy_hash, previous_policy_hash: previous } };
+  });
+}
+
+/**
+ * Decides a pulled run against the village as it is now, without the lock: the check a pull makes
+ * before it asks for the lock. Pulled updates always need allowlisted signers.
+ */
+export function checkPolicyRun(paths: DataPaths, vid: string, updates: PolicyUpdate[], opts: { now: number }): Admitted[] {
+  const village = readVillage(paths, vid);
+  return admitRun(updates, chainState(paths, village, currentHead(paths, vid)), { now: opts.now, requireSigners: true });
+}
+
+/**
+ * Applies a run of signed updates pulled from another node, all or nothing: the run is decided
+ * again under the lock against the chain as it is then.
+ */
+export function applyPolicyRun(paths: DataPaths, vid: string, updates: PolicyUpdate[], opts: { actor: string; now: number }): { applied: number; head: string } {
+  return updateVillage(paths, vid, (village) => {
+    const state = chainState(paths, village, headUnderLock(paths, vid));
+    const admitted = admitRun(updates, state, { now: opts.now, requireSigners: true });
+    if (admitted.length === 0) return { village, result: { applied: 0, head: state.headHash } };
+    const changes = admitted.map((a) => ({ policy: a.update.policy, admitted: a }));
+    const updated = record(paths, village, changes, { actor: opts.actor, source: "pull" });
+    return { village: updated, result: { applied: admitted.length, head: policyHash(updated.policy) } };
   });
 }
 
@@ -84,112 +113,75 @@ export function editPolicy(
     const next = edit(village.policy);
     if (next === null) return { village, result: { changed: false, policy_hash: policyHash(village.policy) } };
     readPolicy(next);
-    const updated = record(paths, village, [{ policy: next, artifact: null }], { actor: opts.actor, source: "local" });
+    const updated = record(paths, village, [{ policy: next, admitted: null }], { actor: opts.actor, source: "local" });
     return { village: updated, result: { changed: true, policy_hash: policyHash(next) } };
   });
 }
 
-/**
- * Applies a run of signed updates pulled from another node, all or nothing: the run is checked
- * again under the lock against the head in force then (lineage, signatures, quorum, expiry).
- */
-export function applyPolicyRun(paths: DataPaths, vid: string, updates: PolicyUpdate[], opts: { actor: string; now: number }): { applied: number; head: string } {
-  return updateVillage(paths, vid, (village) => {
-    const checked = checkRun(
-      { villageId: vid, headHash: policyHash(village.policy), headPolicy: village.policy, now: opts.now },
-      updates,
-    );
-    if (checked.length === 0) return { village, result: { applied: 0, head: policyHash(village.policy) } };
-    const changes = checked.map((c) => ({ policy: c.update.policy, artifact: c.update, signers: c.signers }));
-    const updated = record(paths, village, changes, { actor: opts.actor, source: "pull" });
-    return { village: updated, result: { applied: checked.length, head: policyHash(updated.policy) } };
-  });
+/** Records a new village's first policy as the start of its chain. */
+export function recordGenesis(paths: DataPaths, village: Village, actor: string): void {
+  record(paths, village, [{ policy: village.policy, admitted: null }], { actor, source: "create" }, null);
 }
 
 /**
- * Writes history rows and audit rows for changes applied in order; returns the new village.
- * `start` is the head the first change replaces (null for a village's first policy).
+ * Writes history rows, the chain's memory and audit rows for changes applied in order; returns
+ * the new village. `start` is the head the first change replaces (null for a village's first
+ * policy). The caller holds the village lock.
  */
-function record(
-  paths: DataPaths,
-  village: Village,
-  changes: PolicyChange[],
-  opts: ApplyOptions,
-  start: string | null = policyHash(village.policy),
-): Village {
+function record(paths: DataPaths, village: Village, changes: Change[], opts: RecordOptions, start: string | null = policyHash(village.policy)): Village {
   const vid = village.village_id;
+  const memory = headUnderLock(paths, vid);
   let head = start;
+  let last: ChainEntry | null = memory.last;
+  let newest = memory.newest_artifact_at;
   const rows: PolicyHistoryRow[] = [];
   const audits: AuditEntry[] = [];
-  for (const change of changes) {
-    readPolicy(change.policy);
+  const payloads: string[] = [];
+  for (const { policy, admitted } of changes) {
+    readPolicy(policy);
     // A plain policy is published inside an artifact: it must fit in one another node accepts.
-    if (change.artifact === null) assertMaxDepth(change.policy, "policy", INPUT_MAX_DEPTH - 1);
-    const hash = policyHash(change.policy);
+    if (admitted === null) assertMaxDepth(policy, "policy", INPUT_MAX_DEPTH - 1);
+    const hash = policyHash(policy);
     const ts = nowIso();
-    const artifact =
-      change.artifact ?? newPolicyUpdate({ villageId: vid, policy: change.policy, actor: opts.actor, previousPolicyHash: head, createdAt: ts });
-    const signed = (change.signers ?? []).length > 0;
+    let artifact: JsonValue;
+    if (admitted) {
+      artifact = policyUpdateToJson(admitted.update);
+      payloads.push(admitted.payloadHash);
+      const at = admitted.update.created_at;
+      if (newest === null || compareDatetimes(at, newest) > 0) newest = at;
+    } else {
+      const createdAt = stampAfter(last ? entryTime(last) : null, ts);
+      artifact = unsignedUpdateJson({ villageId: vid, policy, policyHash: hash, actor: opts.actor, previousPolicyHash: head, createdAt });
+    }
+    const signed = admitted !== null;
     rows.push({
-      policy: change.policy,
+      policy,
       policy_hash: hash,
       previous_policy_hash: head,
       actor: opts.actor,
       ts,
       source: opts.source,
       signed,
-      signers: change.signers ?? [],
-      artifact: policyUpdateToJson(artifact),
+      signers: admitted?.signers ?? [],
+      artifact,
     });
+    last = { policy_hash: hash, previous_policy_hash: head, signed, artifact };
     audits.push({
       action: "policy.apply",
       village_id: vid,
       actor: opts.actor,
       reason: signed ? `signed update (${opts.source})` : `unsigned change (${opts.source})`,
-      policy_hash: auditPolicyHash(change.policy),
+      policy_hash: auditPolicyHash(policy),
     });
     head = hash;
   }
-  const last = changes[changes.length - 1] as PolicyChange;
-  const updated = withPolicy(village, last.policy);
+  if (rows.length === 0) throw new LinksError("internal_error", "record() needs at least one change");
+  const updated = withPolicy(village, (changes[changes.length - 1] as Change).policy);
   lockedAppend(paths.policyHistoryFile(vid), rows.map((r) => toJsonText(r as unknown as JsonValue)));
+  const before = memory.last && !rows.some((r) => r.policy_hash === memory.last?.policy_hash) ? memory.last : null;
+  writeHead(paths, vid, { entries: memory.entries + rows.length, newest_artifact_at: newest, last, before }, payloads);
   appendAudit(paths, ...audits);
   return updated;
-}
-
-/** Records a new village's first policy as the start of its chain. */
-export function recordGenesis(paths: DataPaths, village: Village, actor: string): void {
-  record(paths, village, [{ policy: village.policy, artifact: null }], { actor, source: "create" }, null);
-}
-
-export function readPolicyHistory(paths: DataPaths, vid: string): PolicyHistoryRow[] {
-  return readJsonl(paths.policyHistoryFile(vid), (line) => {
-    const v = parseStored(line) as unknown as PolicyHistoryRow;
-    if (typeof v !== "object" || v === null || typeof v.policy !== "object") throw new Error("not a policy history row");
-    return v;
-  });
-}
-
-export interface ChainEntry {
-  policy_hash: string;
-  previous_policy_hash: string | null;
-  signed: boolean;
-  artifact: JsonValue;
-}
-
-/**
- * The chain as published: one entry per history row. Rows written by Python Links hold only
- * the policy; they get an unsigned artifact so the chain reads the same either way. An entry's
- * hash is always computed from the row's policy: Python Links stored the policy after filling in
- * defaults (what village.json holds) beside the hash of the policy as sent, so its `policy_hash`
- * need not be the hash of the policy the village actually took.
- */
-export function policyChain(paths: DataPaths, vid: string): ChainEntry[] {
-  return readPolicyHistory(paths, vid).map((row) => {
-    const hash = policyHash(row.policy);
-    const artifact = row.artifact ?? policyUpdateToJson(newPolicyUpdate({ villageId: vid, policy: row.policy, actor: row.actor ?? null, previousPolicyHash: row.previous_policy_hash ?? null, createdAt: row.ts }));
-    return { policy_hash: hash, previous_policy_hash: row.previous_policy_hash ?? null, signed: row.signed === true, artifact };
-  });
 }
 
 /** The entries after the last occurrence of `since` (all of them when since is omitted). */

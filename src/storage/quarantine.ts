@@ -1,9 +1,15 @@
 /**
- * Quarantine: bundles a village's policy did not allow, kept exactly as received with why, when
- * and who beside them, until an operator approves (re-checked against the current policy) or
- * rejects them (moved to store/rejected/).
+ * Quarantine: bundles a village's policy did not allow, kept exactly as received in
+ * store/quarantine/<village>/<bundle_id>.json until an operator approves (re-checked against the
+ * current policy) or rejects them (moved to store/rejected/<village>/).
+ *
+ * Why, when and who go to a `meta/` subfolder (store/quarantine/<village>/meta/<bundle_id>.json,
+ * and the same under rejected/), so every `*.json` directly in a quarantine folder is a held
+ * bundle, as Python Links reads that folder. Earlier versions of links wrote `<bundle_id>.meta.json`
+ * beside the bundle: those are read, and moved into meta/ whenever the folder is touched.
  */
-import { existsSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
 import { relative, resolve, sep } from "node:path";
 import { decide } from "../core/acceptance.ts";
 import { parseBundle } from "../core/bundle.ts";
@@ -15,7 +21,8 @@ import { appendAudit, tailAudit } from "./audit.ts";
 import { withFileLockSync } from "./flock.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { BUNDLE_ID_RE, VILLAGE_ID_RE, assertBundleId, type DataPaths } from "./paths.ts";
-import { storeBundle } from "./store.ts";
+import { withOwners } from "./claims-db.ts";
+import { storeBundle, type TopLevelOwners } from "./store.ts";
 import { readVillage, villagePolicy } from "./villages.ts";
 
 export interface QuarantineMeta {
@@ -42,6 +49,7 @@ function quarantineLock(paths: DataPaths, villageId: string): string {
 export function putInQuarantine(paths: DataPaths, raw: Uint8Array, meta: QuarantineMeta): void {
   const file = paths.quarantineFile(meta.village_id, meta.bundle_id);
   withFileLockSync(quarantineLock(paths, meta.village_id), "exclusive", () => {
+    moveOldSidecar(paths, meta.village_id, meta.bundle_id);
     if (readJsonFile(paths.quarantineMetaFile(meta.village_id, meta.bundle_id)) !== null) return;
     atomicWrite(file, raw);
     writeJsonFile(paths.quarantineMetaFile(meta.village_id, meta.bundle_id), meta);
@@ -52,12 +60,55 @@ export function listQuarantine(paths: DataPaths, villageId?: string): Quarantine
   const villages = villageId !== undefined ? [villageId] : listDir(paths.quarantineRoot()).filter((v) => VILLAGE_ID_RE.test(v));
   const out: QuarantineEntry[] = [];
   for (const vid of villages) {
-    for (const name of listDir(paths.quarantineDir(vid)).sort()) {
+    const names = listDir(paths.quarantineDir(vid));
+    if (names.some(isOldSidecar) || listDir(paths.rejectedDir(vid)).some(isOldSidecar)) {
+      withFileLockSync(quarantineLock(paths, vid), "exclusive", () => moveOldSidecars(paths, vid));
+    }
+    for (const name of names.sort()) {
       const bid = name.slice(0, -5);
-      if (name.endsWith(".json") && BUNDLE_ID_RE.test(bid)) out.push(readEntry(paths, vid, bid));
+      if (name.endsWith(".json") && BUNDLE_ID_RE.test(bid) && existsSync(paths.quarantineFile(vid, bid))) out.push(readEntry(paths, vid, bid));
     }
   }
   return out;
+}
+
+const OLD_SIDECAR_RE = /^([0-9a-f]{32})\.meta\.json$/;
+
+function isOldSidecar(name: string): boolean {
+  return OLD_SIDECAR_RE.test(name);
+}
+
+/**
+ * Moves the `<bundle_id>.meta.json` files of a village's quarantine and rejected folders into
+ * their meta/ subfolders. Called under the village's quarantine lock.
+ */
+function moveOldSidecars(paths: DataPaths, villageId: string): void {
+  for (const dir of [paths.quarantineDir(villageId), paths.rejectedDir(villageId)]) {
+    for (const name of listDir(dir)) {
+      const bid = OLD_SIDECAR_RE.exec(name)?.[1];
+      if (bid !== undefined) moveOldSidecar(paths, villageId, bid);
+    }
+  }
+}
+
+/** The same for one bundle's records (where a record is already in meta/, it wins). */
+function moveOldSidecar(paths: DataPaths, villageId: string, bundleId: string): void {
+  const pairs = [
+    [paths.legacyQuarantineMetaFile(villageId, bundleId), paths.quarantineMetaFile(villageId, bundleId)],
+    [paths.legacyRejectedMetaFile(villageId, bundleId), paths.rejectedMetaFile(villageId, bundleId)],
+  ] as const;
+  for (const [from, to] of pairs) {
+    try {
+      if (!existsSync(from)) continue;
+      if (existsSync(to)) unlinkSync(from);
+      else {
+        mkdirSync(dirname(to), { recursive: true });
+        renameSync(from, to);
+      }
+    } catch (e) {
+      if ((e as { code?: string }).code !== "ENOENT") throw storageError(e, `moving ${from} to ${to}`);
+    }
+  }
 }
 
 export function showQuarantine(paths: DataPaths, villageId: string, bundleId: string): { entry: QuarantineEntry; raw: Uint8Array } {
@@ -94,9 +145,17 @@ export function locateQuarantined(paths: DataPaths, ref: string, villageId?: str
  * Re-verifies the held bundle and re-runs the policy checks against the village's current
  * policy. Refused with the reason while the policy forbids it; stored and released once it allows.
  */
-export function approveQuarantined(paths: DataPaths, villageId: string, bundleId: string, actor: string): { status: "stored" | "duplicate" } {
+export function approveQuarantined(
+  paths: DataPaths,
+  villageId: string,
+  bundleId: string,
+  actor: string,
+  /** the node's claims database; without it, one is opened for the call */
+  owners?: TopLevelOwners,
+): { status: "stored" | "duplicate" } {
   const file = paths.quarantineFile(villageId, bundleId);
   return withFileLockSync(quarantineLock(paths, villageId), "exclusive", () => {
+    moveOldSidecar(paths, villageId, bundleId);
     const raw = readRaw(file);
     const village = readVillage(paths, villageId);
     const policy = villagePolicy(village);
@@ -104,7 +163,8 @@ export function approveQuarantined(paths: DataPaths, villageId: string, bundleId
     if (decision.status !== "accept") {
       throw new LinksError(decision.code, `the current policy still does not allow bundle ${bundleId}: ${decision.detail}`);
     }
-    const stored = storeBundle(paths, decision.bundle, villageId, policy.visibility);
+    // Stored in this village whoever else holds it: a public copy is not the village's.
+    const stored = withOwners(paths, owners, (o) => storeBundle(paths, decision.bundle, villageId, policy.visibility, o));
     removeEntry(paths, villageId, bundleId);
     appendAudit(paths, {
       action: "quarantine.approve",
@@ -122,6 +182,7 @@ export function approveQuarantined(paths: DataPaths, villageId: string, bundleId
 export function rejectQuarantined(paths: DataPaths, villageId: string, bundleId: string, actor: string, reason: string): void {
   const file = paths.quarantineFile(villageId, bundleId);
   withFileLockSync(quarantineLock(paths, villageId), "exclusive", () => {
+    moveOldSidecar(paths, villageId, bundleId);
     const entry = readEntry(paths, villageId, bundleId);
     atomicWrite(paths.rejectedFile(villageId, bundleId), readRaw(file));
     writeJsonFile(paths.rejectedMetaFile(villageId, bundleId), {
@@ -145,7 +206,8 @@ export function rejectQuarantined(paths: DataPaths, villageId: string, bundleId:
 function readEntry(paths: DataPaths, villageId: string, bundleId: string): QuarantineEntry {
   const file = paths.quarantineFile(villageId, bundleId);
   if (!existsSync(file)) throw new LinksError("bundle_not_found", `no quarantined bundle at ${file}`);
-  const meta = readJsonFile(paths.quarantineMetaFile(villageId, bundleId)) as Partial<QuarantineMeta> | null;
+  const meta = (readJsonFile(paths.quarantineMetaFile(villageId, bundleId)) ??
+    readJsonFile(paths.legacyQuarantineMetaFile(villageId, bundleId))) as Partial<QuarantineMeta> | null;
   if (meta) return { ...metaOf({ ...blankMeta(villageId, bundleId), ...meta }), file };
   // Python Links kept no meta file: the reason is in the audit log, if anywhere.
   const row = tailAudit(paths, { villageId, action: "ingest.quarantine" }).reverse().find((r) => r.bundle_id === bundleId);
@@ -171,7 +233,8 @@ function metaOf(e: QuarantineMeta): QuarantineMeta {
 }
 
 function removeEntry(paths: DataPaths, villageId: string, bundleId: string): void {
-  for (const f of [paths.quarantineMetaFile(villageId, bundleId), paths.quarantineFile(villageId, bundleId)]) {
+  const files = [paths.quarantineMetaFile(villageId, bundleId), paths.legacyQuarantineMetaFile(villageId, bundleId), paths.quarantineFile(villageId, bundleId)];
+  for (const f of files) {
     try {
       unlinkSync(f);
     } catch (e) {

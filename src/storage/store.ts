@@ -1,224 +1,200 @@
 /**
- * The bundle store: verified bundles under store/bundles[/<village_id>]/, one index row per claim
- * in store/index/claims.jsonl, and a pointer to each village's newest bundle so reading it never
- * lists a directory.
+ * The bundle store, in scopes: the public store (files at the top of store/bundles/) and each
+ * village (store/bundles/<village_id>/). A scope holds a bundle only through its own files, so a
+ * copy in one scope never makes the same bundle look stored in another. The one exception is
+ * Python Links v0.7's layout, which put village bundles at the top too: which village such a file
+ * belongs to (and whether it is public at all) is known to the claims database, which the store
+ * asks through `TopLevelOwners`, and only about files it found at the top.
+ *
+ * Every reader goes through `storedBundleFile` / `storedBundle` / `isStored`.
  */
-import { existsSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { existsSync, readdirSync, unlinkSync, type Dirent } from "node:fs";
 import { join } from "node:path";
 import { normalizeBundle, type Bundle, type VerifiedBundle } from "../core/bundle.ts";
 import { toJsonText, type JsonValue } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
-import { atomicWrite, createFileUnsynced } from "./atomic.ts";
-import type { ClaimsDb } from "./claims-db.ts";
+import { createFileUnsynced } from "./atomic.ts";
+import { withFileLockSync } from "./flock.ts";
+import { indexRowLines } from "./index-rows.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { lockedAppend } from "./jsonl.ts";
 import { BUNDLE_ID_RE, VILLAGE_ID_RE, type DataPaths } from "./paths.ts";
 
 export type Visibility = "private" | "village" | "public";
 
-export interface IndexRow {
-  bundle_id: string;
-  issuer: string;
-  window_days: number;
-  created_at: string;
-  village_id: string | null;
-  visibility: string;
-  subject: string;
-  predicate: string;
-  object: string | null;
-  value: JsonValue;
-  computed_at: string;
-  derivation: string | null;
-  evidence: string[];
-}
-
-export function indexRows(bundle: Bundle, villageId: string | null, visibility: string): IndexRow[] {
-  return bundle.claims.map((c) => ({
-    bundle_id: bundle.bundle_id,
-    issuer: c.issuer,
-    window_days: c.window_days,
-    created_at: bundle.created_at,
-    village_id: villageId,
-    visibility,
-    subject: c.subject,
-    predicate: c.predicate,
-    object: c.object,
-    value: c.value,
-    computed_at: c.computed_at,
-    derivation: c.derivation,
-    evidence: c.evidence,
-  }));
-}
+/** A village id, or null for the public store. */
+export type Scope = string | null;
 
 /**
- * The index rows of a bundle as JSON lines, exactly what toJsonText(indexRows(...)) gives, built
- * from a template in the rows' sorted key order (ingest writes ten of these per bundle).
+ * Who holds a file at the top of store/bundles/. That is the public store's place, but Python
+ * Links v0.7 put the bundles it accepted into villages there as well.
  */
-export function indexRowLines(bundle: Bundle, villageId: string | null, visibility: string): string[] {
-  const j = toJsonText;
-  const common = `{"bundle_id":${j(bundle.bundle_id)}`;
-  const created = j(bundle.created_at);
-  const tail = `,"village_id":${j(villageId)},"visibility":${j(visibility)},"window_days":`;
-  return bundle.claims.map(
-    (c) =>
-      `${common},"computed_at":${j(c.computed_at)},"created_at":${created},"derivation":${j(c.derivation)},"evidence":${j(c.evidence)},"issuer":${j(c.issuer)},"object":${j(c.object)},"predicate":${j(c.predicate)},"subject":${j(c.subject)},"value":${j(c.value)}${tail}${c.window_days}}`,
-  );
+export interface TopLevelOwners {
+  /** the villages whose bundle this top-level file is (Python v0.7's layout) */
+  villagesAtTop(bundleId: string): string[];
+  /** whether the public store holds it: not when it is only a village bundle v0.7 left there */
+  publicAtTop(bundleId: string): boolean;
+  /** brings the answers up to date with every write finished so far (the others may lag) */
+  refresh(): void;
 }
 
-/** Where a bundle is, looking also where Python Links v0.7 put village bundles (store/bundles/). */
-export function findBundleFile(paths: DataPaths, bundleId: string, villageId: string | null): string | null {
-  const candidates = villageId === null
-    ? [paths.bundleFile(bundleId)]
-    : [paths.bundleFile(bundleId, villageId), paths.bundleFile(bundleId)];
-  return candidates.find((p) => existsSync(p)) ?? null;
+/** The file that holds bundle X for scope S, or null when S does not hold X. */
+export function storedBundleFile(paths: DataPaths, scope: Scope, bundleId: string, owners: TopLevelOwners): string | null {
+  if (!BUNDLE_ID_RE.test(bundleId) || (scope !== null && !VILLAGE_ID_RE.test(scope))) return null;
+  if (scope !== null) {
+    const own = paths.bundleFile(bundleId, scope);
+    if (existsSync(own)) return own;
+  }
+  const top = paths.bundleFile(bundleId);
+  if (!existsSync(top)) return null;
+  const held = scope === null ? owners.publicAtTop(bundleId) : owners.villagesAtTop(bundleId).includes(scope);
+  return held ? top : null;
 }
 
-export function readStoredBundle(paths: DataPaths, bundleId: string, villageId: string | null): Bundle | null {
-  const file = findBundleFile(paths, bundleId, villageId);
+/** Whether scope S holds bundle X. */
+export function isStored(paths: DataPaths, scope: Scope, bundleId: string, owners: TopLevelOwners): boolean {
+  return storedBundleFile(paths, scope, bundleId, owners) !== null;
+}
+
+/** The stored bundle X of scope S, or null. */
+export function storedBundle(paths: DataPaths, scope: Scope, bundleId: string, owners: TopLevelOwners): Bundle | null {
+  const file = storedBundleFile(paths, scope, bundleId, owners);
   if (file === null) return null;
-  return normalizeBundle(readJsonFile(file));
+  const raw = readJsonFile(file);
+  return raw === null ? null : normalizeBundle(raw);
 }
 
 export type IngestResult = { status: "stored" | "duplicate"; bundleId: string; rows: number };
 
 export interface StoreItem {
   bundle: VerifiedBundle;
-  villageId: string | null;
+  villageId: Scope;
   visibility: Visibility | string;
   /** the bundle's JSON text, when the caller already serialized it */
   text?: string;
 }
 
 /**
- * Stores bundles that already passed verification (the type says so) and policy. Idempotent
- * across processes: each bundle file is created with link(2), so only its first writer appends
- * index rows. With `sync: false` nothing is fsynced: only the group commit does that, whose
- * write-ahead log already holds the bundles durably.
+ * Stores bundles that already passed verification (the type says so) and policy, each in its
+ * scope. Idempotent across processes: each bundle file is created with an exclusive create, so
+ * only its first writer appends index rows. With `sync: false` nothing is fsynced: only the
+ * group commit does that, whose write-ahead log already holds the bundles durably.
  */
-export function storeBundles(paths: DataPaths, items: StoreItem[], opts: { sync: boolean } = { sync: true }): IngestResult[] {
-  const created: string[] = [];
-  try {
-    return storeAll(paths, items, opts, created);
-  } catch (e) {
-    // A bundle file without its index rows would pass for stored on a retry: take the files
-    // back, so the caller's error means "nothing stored" and a retry does it all again.
-    for (const file of created) {
-      try {
-        unlinkSync(file);
-      } catch {
-        // already gone
-      }
+export function storeBundles(
+  paths: DataPaths,
+  items: StoreItem[],
+  owners: TopLevelOwners,
+  opts: { sync: boolean } = { sync: true },
+): IngestResult[] {
+  return withFileLockSync(paths.indexWritersLockFile(), "shared", () => {
+    const created: string[] = [];
+    try {
+      return storeAll(paths, items, owners, opts, created);
+    } catch (e) {
+      // A bundle file without its index rows would pass for stored on a retry: take the files
+      // back, so the caller's error means "nothing stored" and a retry does it all again.
+      for (const file of created) removeQuietly(file);
+      throw e;
     }
-    throw e;
-  }
+  });
 }
 
-function storeAll(paths: DataPaths, items: StoreItem[], opts: { sync: boolean }, created: string[]): IngestResult[] {
+function storeAll(paths: DataPaths, items: StoreItem[], owners: TopLevelOwners, opts: { sync: boolean }, created: string[]): IngestResult[] {
   const rows: string[] = [];
-  const latest = new Map<string | null, string>();
   const results = items.map(({ bundle, villageId, visibility, text }): IngestResult => {
     const duplicate = { status: "duplicate", bundleId: bundle.bundle_id, rows: 0 } as const;
-    if (findBundleFile(paths, bundle.bundle_id, villageId) !== null) return duplicate;
+    if (isStored(paths, villageId, bundle.bundle_id, owners)) return duplicate;
+    const file = paths.bundleFile(bundle.bundle_id, villageId);
     try {
-      const file = paths.bundleFile(bundle.bundle_id, villageId);
       if (opts.sync) writeJsonFile(file, bundle, { exclusive: true });
       else createFileUnsynced(file, `${text ?? toJsonText(bundle as unknown as JsonValue)}\n`);
       created.push(file);
     } catch (e) {
-      if (e instanceof LinksError && e.code === "file_exists") return duplicate;
-      throw e;
+      if (!(e instanceof LinksError && e.code === "file_exists")) throw e;
+      if (villageId !== null) return duplicate; // another writer stored it in this village just now
+      // The top-level file is there but is not public: a village bundle Python v0.7 left there.
+      return adoptPublicly(paths, bundle, owners, opts) ? { status: "stored", bundleId: bundle.bundle_id, rows: bundle.claims.length } : duplicate;
     }
     const mine = indexRowLines(bundle, villageId, visibility);
     for (const r of mine) rows.push(r);
-    latest.set(villageId, bundle.bundle_id);
     return { status: "stored", bundleId: bundle.bundle_id, rows: mine.length };
   });
   lockedAppend(paths.claimsIndexFile(), rows, { fsync: opts.sync });
-  // Under the group commit the node answers "latest" from its claims database; the pointer
-  // (replaced by rename, which ext4 flushes eagerly) is for the CLI's single writes.
-  if (opts.sync) {
-    for (const [villageId, bundleId] of latest) {
-      try {
-        atomicWrite(latestPointer(paths, villageId), `${bundleId}\n`);
-      } catch {
-        // a hint only (the index says the same): the bundles are stored and indexed already
-      }
-    }
-  }
   return results;
 }
 
-export function storeBundle(paths: DataPaths, bundle: VerifiedBundle, villageId: string | null, visibility: Visibility | string): IngestResult {
-  return storeBundles(paths, [{ bundle, villageId, visibility }])[0] as IngestResult;
+/**
+ * Makes the public store hold a file that is already at the top of store/bundles for a village:
+ * its public index rows are what say so. Serialized, so two pushes of it index it once.
+ */
+function adoptPublicly(paths: DataPaths, bundle: VerifiedBundle, owners: TopLevelOwners, opts: { sync: boolean }): boolean {
+  return withFileLockSync(paths.publicAdoptionLockFile(), "exclusive", () => {
+    owners.refresh(); // an adoption that finished just before this one must be seen
+    if (owners.publicAtTop(bundle.bundle_id)) return false;
+    lockedAppend(paths.claimsIndexFile(), indexRowLines(bundle, null, "public"), { fsync: opts.sync });
+    return true;
+  });
 }
 
-function latestPointer(paths: DataPaths, villageId: string | null): string {
-  return villageId === null ? join(paths.bundlesDir(), "latest.ptr") : join(paths.bundlesDir(), villageId, "latest.ptr");
+export function storeBundle(paths: DataPaths, bundle: VerifiedBundle, villageId: Scope, visibility: Visibility | string, owners: TopLevelOwners): IngestResult {
+  return storeBundles(paths, [{ bundle, villageId, visibility }], owners)[0] as IngestResult;
 }
 
 /**
- * The newest bundle of a village (or the public store): the last one indexed, from the node's
- * claims database; else the pointer the CLI writes; a data directory written by Python Links has
- * neither, so the newest file by mtime is found once and remembered.
+ * The newest bundle a scope holds: the last one the claims database indexed for it. A village
+ * the database has no row of yet (it could not catch up, e.g. on a full disk) gets the newest
+ * file in its own folder instead; the public store has no such fallback, since the top of
+ * store/bundles also holds what Python v0.7 stored for villages.
  */
-export function latestBundle(paths: DataPaths, villageId: string | null, db?: ClaimsDb): Bundle | null {
-  if (villageId !== null && !VILLAGE_ID_RE.test(villageId)) return null;
-  const indexed = db?.latestBundleId(villageId) ?? null;
-  if (indexed !== null) {
-    const bundle = readStoredBundle(paths, indexed, villageId);
-    if (bundle) return bundle;
-  }
-  const pointer = latestPointer(paths, villageId);
-  let bundleId: string | null = null;
-  try {
-    bundleId = readFileSync(pointer, "utf8").trim();
-  } catch {
-    // Not for the public store: Python Links v0.7 also put village bundles at its top, and a
-    // file there says nothing of whether it is public.
-    bundleId = villageId === null ? null : newestByMtime(join(paths.bundlesDir(), villageId));
-    try {
-      if (bundleId !== null) atomicWrite(pointer, `${bundleId}\n`);
-    } catch {
-      // only a shortcut for next time (e.g. the disk is full): the answer stands without it
-    }
-  }
-  if (bundleId === null || !BUNDLE_ID_RE.test(bundleId)) return null;
-  return readStoredBundle(paths, bundleId, villageId);
+export function latestBundle(paths: DataPaths, scope: Scope, db: TopLevelOwners & { latestBundleId(scope: Scope): string | null }): Bundle | null {
+  if (scope !== null && !VILLAGE_ID_RE.test(scope)) return null;
+  const bundleId = db.latestBundleId(scope) ?? (scope === null ? null : newestFile(join(paths.bundlesDir(), scope)));
+  return bundleId === null ? null : storedBundle(paths, scope, bundleId, db);
 }
 
-function newestByMtime(dir: string): string | null {
+function newestFile(dir: string): string | null {
   let best: { id: string; mtime: number } | null = null;
-  let entries: import("node:fs").Dirent[];
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return null;
-  }
-  for (const e of entries) {
-    const id = e.name.slice(0, -5);
-    if (!e.isFile() || !e.name.endsWith(".json") || !BUNDLE_ID_RE.test(id)) continue;
+  for (const e of listDir(dir)) {
+    if (!e.isFile() || !isBundleFileName(e.name)) continue;
     const mtime = Bun.file(join(dir, e.name)).lastModified;
-    if (!best || mtime > best.mtime) best = { id, mtime };
+    if (!best || mtime > best.mtime) best = { id: e.name.slice(0, -5), mtime };
   }
   return best?.id ?? null;
 }
 
-/** Every stored bundle file: public and legacy ones at the top, village ones in subfolders. */
-export function* storedBundleFiles(paths: DataPaths): Generator<{ file: string; villageId: string | null }> {
-  let top: import("node:fs").Dirent[];
-  try {
-    top = readdirSync(paths.bundlesDir(), { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of top.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (e.isFile() && e.name.endsWith(".json") && BUNDLE_ID_RE.test(e.name.slice(0, -5))) {
-      yield { file: join(paths.bundlesDir(), e.name), villageId: null };
-    } else if (e.isDirectory() && VILLAGE_ID_RE.test(e.name)) {
-      const dir = join(paths.bundlesDir(), e.name);
-      for (const name of readdirSync(dir).sort()) {
-        if (name.endsWith(".json") && BUNDLE_ID_RE.test(name.slice(0, -5))) yield { file: join(dir, name), villageId: e.name };
-      }
+/** Bundle files at the top of store/bundles/ (bundle ids, sorted) and the village folders there. */
+export function bundleTree(paths: DataPaths): { top: string[]; villages: Array<{ villageId: string; bundleIds: string[] }> } {
+  const top: string[] = [];
+  const villages: Array<{ villageId: string; bundleIds: string[] }> = [];
+  for (const e of listDir(paths.bundlesDir())) {
+    if (e.isFile() && isBundleFileName(e.name)) top.push(e.name.slice(0, -5));
+    else if (e.isDirectory() && VILLAGE_ID_RE.test(e.name)) {
+      const ids = listDir(join(paths.bundlesDir(), e.name))
+        .filter((f) => f.isFile() && isBundleFileName(f.name))
+        .map((f) => f.name.slice(0, -5));
+      villages.push({ villageId: e.name, bundleIds: ids.sort() });
     }
+  }
+  villages.sort((a, b) => (a.villageId < b.villageId ? -1 : a.villageId > b.villageId ? 1 : 0));
+  return { top: top.sort(), villages };
+}
+
+function isBundleFileName(name: string): boolean {
+  return name.endsWith(".json") && BUNDLE_ID_RE.test(name.slice(0, -5));
+}
+
+function listDir(dir: string): Dirent[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+}
+
+function removeQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // already gone
   }
 }

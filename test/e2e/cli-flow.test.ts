@@ -4,7 +4,7 @@
  * audit, data directory selection, and --help / --version everywhere.
  */
 import type { AuditRow } from "../../src/storage/audit.ts";
-import type { IndexRow } from "../../src/storage/store.ts";
+import type { IndexRow } from "../../src/storage/index-rows.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -556,7 +556,7 @@ describe("ingest, quarantine, query, reindex and audit", () => {
     expect(r.stderr).toContain(`approved ${held.bundleId} into v1`);
     expect(existsSync(join(data, "store/bundles/v1", `${held.bundleId}.json`))).toBe(true);
     expect(existsSync(join(data, "store/quarantine/v1", `${held.bundleId}.json`))).toBe(false);
-    expect(existsSync(join(data, "store/quarantine/v1", `${held.bundleId}.meta.json`))).toBe(false);
+    expect(existsSync(join(data, "store/quarantine/v1/meta", `${held.bundleId}.json`))).toBe(false);
     expect(indexLines().filter((l) => l.includes(held.bundleId))).toHaveLength(1);
   });
 
@@ -565,7 +565,7 @@ describe("ingest, quarantine, query, reindex and audit", () => {
     expect(r.stderr).toContain(`rejected ${spam.bundleId}`);
     const rejected = join(data, "store/rejected/v1", `${spam.bundleId}.json`);
     expect(readFileSync(rejected, "utf8")).toBe(readFileSync(spam.file, "utf8"));
-    const meta = JSON.parse(readFileSync(join(data, "store/rejected/v1", `${spam.bundleId}.meta.json`), "utf8")) as Record<string, unknown>;
+    const meta = JSON.parse(readFileSync(join(data, "store/rejected/v1/meta", `${spam.bundleId}.json`), "utf8")) as Record<string, unknown>;
     expect(meta).toMatchObject({ rejection_reason: "spam", reason: "predicate_not_allowed" });
     expect(existsSync(join(data, "store/quarantine/v1", `${spam.bundleId}.json`))).toBe(false);
     expect(existsSync(join(data, "store/bundles/v1", `${spam.bundleId}.json`))).toBe(false);

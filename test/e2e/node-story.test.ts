@@ -23,7 +23,7 @@ import {
   type TempDir,
 } from "./harness.ts";
 import type { AuditRow } from "../../src/storage/audit.ts";
-import type { IndexRow } from "../../src/storage/store.ts";
+import type { IndexRow } from "../../src/storage/index-rows.ts";
 import { startNode, type RunningNode } from "./node.ts";
 
 interface ErrorBody {

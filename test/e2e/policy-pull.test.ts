@@ -224,8 +224,9 @@ describe("three nodes of village ops", () => {
   test("a 1-signature update is refused on A with policy_quorum_not_met and A is unchanged", async () => {
     const { file } = await signedUpdate("A", { ...(await policyOf("A")), max_window_days: 3 }, [2]);
     const verify = await links(["policy", "verify", file, "--village-id", VID, ...D("A")]);
-    expect(verify.code).toBe(0); // the signature itself is good
+    expect(verify.code).toBe(5); // the signature itself is good, the village's quorum is not met
     expect(verify.stderr).toContain("1 of 2 required allowlisted signer(s): NOT met");
+    expect(verify.stderr).toContain("valid v2 policy update");
     const before = bytes(villageFile("A"));
     const r = await applyRemote("A", file);
     expect(r.code).toBe(1);
@@ -305,7 +306,7 @@ describe("three nodes of village ops", () => {
     console.log("A (at u2) pulled from C (at u1): refused (policy_rollback), A unchanged");
   });
 
-  test("a relay that replays an older signed update after our head is refused (policy_lineage)", async () => {
+  test("a relay that replays an older signed update after our head is refused (policy_replay)", async () => {
     const caughtUp = await pull("C", nodes.A.url);
     expect(caughtUp.report).toMatchObject({ status: "applied", updates: 1, remote_head: u2.policy_hash });
     const older = (await chainOfA(baseHead))[0] as Artifact;
@@ -317,10 +318,10 @@ describe("three nodes of village ops", () => {
     const village = bytes(villageFile("C"));
     const { r, report } = await pull("C", relay);
     expect(r.code).toBe(1);
-    expect(report).toMatchObject({ status: "refused", code: "policy_lineage" });
+    expect(report).toMatchObject({ status: "refused", code: "policy_replay" });
     expect(bytes(villageFile("C"))).toBe(village);
     expect(await headOf("C")).toBe(u2.policy_hash);
-    console.log("relay replayed u1 after C's head u2: pull refused (policy_lineage), C unchanged at u2");
+    console.log("relay replayed u1 after C's head u2: pull refused (policy_replay: u1 is in C's chain), C unchanged at u2");
   });
 
   test("a relay that serves an older head, as an old node would, is refused as a rollback", async () => {
@@ -343,7 +344,9 @@ describe("three nodes of village ops", () => {
       },
     });
     expect(artifact.expires_at).toBe("2020-01-01T00:00:00Z");
-    expect((await links(["policy", "verify", file, ...D("A")])).code).toBe(0); // validity ignores time
+    const verified = await links(["policy", "verify", file, ...D("A")]);
+    expect(verified.code).toBe(4); // the signatures verify, but it has expired
+    expect(verified.stderr).toContain("expired at 2020-01-01T00:00:00Z");
 
     const before = bytes(villageFile("A"));
     const refused = await applyRemote("A", file);

@@ -4,7 +4,7 @@
  * by background sync alone, and `links peers sync` beside a node whose own loop holds the peer.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bundleText, makeBundle, signingKey } from "../faults/lib/bundles.ts";
 import { runPool } from "../faults/lib/http.ts";
@@ -144,6 +144,17 @@ describe("three nodes in a full mesh", () => {
     const statuses = (await Promise.all(mesh.nodes.map((n) => peersStatus(n.data)))).flat();
     expect(statuses).toHaveLength(6);
     for (const s of statuses) expect(s.local_head).toBe(s.remote_head as string);
+    // every node checked each peer's audit log: its key pinned, a signed checkpoint of the village kept
+    for (const n of mesh.nodes) {
+      const dir = join(n.data, "replication", MESH_VID);
+      const records = readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as { audit: string; node_key: { name: string } | null; checkpoint: { origin: string; size: number } | null });
+      expect(records).toHaveLength(2);
+      for (const r of records) {
+        expect(r.audit).toBe("checked");
+        expect(r.checkpoint?.origin).toBe(`links/${r.node_key?.name}/${MESH_VID}`);
+        expect(r.checkpoint?.size).toBeGreaterThan(0);
+      }
+    }
   }, 120_000);
 
   test("a signed policy update applied on one node reaches the others by background sync alone", async () => {

@@ -22,12 +22,14 @@
  * token with the pull right is needed, as for the claims routes.
  */
 import type { MiddlewareHandler } from "hono";
+import { z } from "zod";
 import { toJsonText, type JsonValue } from "../../core/canonical.ts";
 import { LinksError } from "../../core/errors.ts";
 import { readVillageBundle } from "../../replication/village-bundles.ts";
 import type { AppEnv } from "../context.ts";
 import { cursorCodec } from "../cursor.ts";
 import { parseLimit, single } from "../query-params.ts";
+import { ROUTE_ERRORS } from "../route-table.ts";
 import { etagMatches } from "./policy-feed.ts";
 import type { RouteDeps } from "./deps.ts";
 
@@ -41,6 +43,11 @@ export const decodeBundleCursor = feedCursor.decode;
 
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+const FeedAnswer = z.object({
+  bundles: z.array(z.record(z.string(), z.unknown())).describe("the stored bundles after since, as stored, in acceptance order"),
+  next_cursor: z.string().nullable().describe("pass it as the next since; null: nothing after since yet (keep since)"),
+});
+
 export function bundlesRoutes(d: RouteDeps): void {
   const pullRight = d.auth("pull");
   const access: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -48,7 +55,23 @@ export function bundlesRoutes(d: RouteDeps): void {
     return pullRight(c, () => d.memberLimit(c, next) as Promise<void>);
   };
 
-  d.app.get(d.routes.add("GET", "/villages/:id/bundles"), d.ids, access, async (c) => {
+  const path = d.routes.add("GET", "/villages/:id/bundles", {
+    summary: "The village's stored bundles in the order this node accepted them (what peers replicate)",
+    description:
+      `Pages stop at limit bundles or ${FEED_PAGE.maxBytes} bytes, and hold at least one bundle when there is one. ` +
+      "A public village's feed is open; others need the pull right. The ETag names since and the village's audit tree size: If-None-Match with it answers 304 while nothing was added.",
+    access: "pull",
+    query: z.object({
+      since: z.string().optional().describe("next_cursor of the previous page; without it, from the first bundle"),
+      limit: z.int().min(1).max(FEED_PAGE.maxLimit).default(FEED_PAGE.defaultLimit),
+    }),
+    answers: {
+      200: { description: "a page of bundles", schema: FeedAnswer },
+      304: { description: "nothing added after since since the ETag given in If-None-Match" },
+    },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor"],
+  });
+  d.app.get(path, d.ids, access, async (c) => {
     const vid = c.get("villageId");
     const since = single(c, "since");
     const limit = parseLimit(single(c, "limit"), FEED_PAGE);
@@ -77,7 +100,7 @@ async function feedPage(d: RouteDeps, vid: string, after: number, limit: number)
   let bytes = 0;
   for (const [i, row] of rows.entries()) {
     if (i > 0 && i % YIELD_EVERY === 0) await yieldToLoop();
-    const bundle = readVillageBundle(d.paths, vid, row.bundle_id);
+    const bundle = readVillageBundle(d.paths, vid, row.bundle_id, d.claimsDb);
     // a stored row whose file is gone (deleted by hand) has nothing to give: step over it
     if (bundle !== null) {
       const text = toJsonText(bundle as unknown as JsonValue);

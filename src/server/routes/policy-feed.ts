@@ -1,9 +1,10 @@
 /**
  * The policy feed other nodes pull from (`links policy pull`, `links policy drift`):
  *
- * - `GET /villages/:id/policy/latest`: the head of the village's chain, `{policy_hash, artifact,
- *   signed}`, with `ETag: "<policy_hash>"`; an `If-None-Match` naming it (quoted or not, weak or
- *   not, or `*`) answers 304 without a body.
+ * - `GET /villages/:id/policy/latest`: the head of the village's chain: the head artifact's own
+ *   fields (so Python Links v0.15, which reads the answer as an artifact, reads it too) plus
+ *   `artifact` and `signed`, with `ETag: "<policy_hash>"`; an `If-None-Match` naming it (quoted or
+ *   not, weak or not, or `*`) answers 304 without a body. Neither reads the policy history.
  * - `GET /villages/:id/policy/updates?since=<policy_hash>&limit=N&cursor=C`: the chain entries
  *   after the last occurrence of `since`, in chain order, `{updates, next_cursor, head}`. An
  *   unknown `since` is 404 `unknown_policy_hash` (never an empty list: the caller has diverged or
@@ -12,11 +13,14 @@
  *   base64url of "c1:<chain index of the next entry>"; given back with the same `since`, it decides
  *   where the page starts (`since` is still checked). A cursor this node cannot have handed out
  *   (bad form, or past the end of the append-only chain) is 400 invalid_cursor.
+ * - `GET /villages/:id/policy/updates_page?since=&cursor=&limit=`: the same entries in Python
+ *   Links v0.15's envelope, `{village_id, since, cursor, limit, next_cursor, items}` (limit 1 to
+ *   500, default 100), for v0.15's `policy pull`.
+ * - `GET /villages/:id/policy/by_hash/:policy_hash`: the newest chain entry with that hash, the
+ *   artifact alone (v0.15's shape); 404 policy_update_not_found.
  *
- * The head is always the hash of the village's current policy (village.json). The chain published
- * is the history ending at that head: rows written after it (a write of village.json that failed
- * after its history row) are left out, and a policy with no history row (a village made by Python
- * Links, or village.json edited by hand) gets an unsigned entry of its own.
+ * What is published (storage/policy-published.ts): the history ending at the village's current
+ * policy, `created_at` never going backwards along it.
  *
  * Access: both routes are readable without a token (per-address public rate limit) unless the
  * village's visibility is `private`; then a bearer token of a member with the pull right is needed
@@ -24,18 +28,22 @@
  * Authorization header is not looked at: the answer is the same for everyone.
  */
 import type { MiddlewareHandler } from "hono";
-import { normalizeDatetime } from "../../core/datetime.ts";
-import { SHA256_HEX_RE } from "../../core/canonical.ts";
+import { z } from "zod";
+import { SHA256_HEX_RE, type JsonValue } from "../../core/canonical.ts";
 import { LinksError } from "../../core/errors.ts";
-import { newPolicyUpdate, policyHash, policyUpdateToJson } from "../../core/policy-update.ts";
-import { chainSince, policyChain, type ChainEntry } from "../../storage/policy.ts";
-import type { Village } from "../../storage/villages.ts";
+import { assertPolicyHash } from "../../core/policy-update.ts";
+import { chainSince, type ChainEntry } from "../../storage/policy.ts";
+import { publishedChain, publishedHead, villageHeadHash } from "../../storage/policy-published.ts";
+import { PolicyArtifact, PolicyLatestAnswer, PolicyUpdatesAnswer, PolicyUpdatesPageAnswer } from "../answers.ts";
+import { ROUTE_ERRORS } from "../route-table.ts";
 import { sendJson, type AppContext, type AppEnv } from "../context.ts";
 import { cursorCodec } from "../cursor.ts";
 import { parseLimit, single } from "../query-params.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export const FEED_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
+/** Python Links v0.15's bounds for updates_page. */
+export const V015_PAGE = { defaultLimit: 100, maxLimit: 500 } as const;
 
 const feedCursor = cursorCodec("c1");
 /** The cursor for the chain entry at `index`. */
@@ -54,39 +62,38 @@ export function etagMatches(header: string | undefined, tag: string): boolean {
   });
 }
 
-/** The chain as this node publishes it: ends at the hash of the village's current policy. */
-export function publishedChain(d: Pick<RouteDeps, "paths">, village: Village): ChainEntry[] {
-  const vid = village.village_id;
-  const head = policyHash(village.policy);
-  const chain = policyChain(d.paths, vid);
-  for (let i = chain.length - 1; i >= 0; i--) {
-    if (chain[i]?.policy_hash === head) return chain.slice(0, i + 1);
-  }
-  const previous = chain.at(-1)?.policy_hash ?? null;
-  const artifact = newPolicyUpdate({
-    villageId: vid,
-    policy: village.policy,
-    actor: null,
-    previousPolicyHash: previous,
-    createdAt: stableCreatedAt(village),
-  });
-  return [...chain, { policy_hash: head, previous_policy_hash: previous, signed: false, artifact: policyUpdateToJson(artifact) }];
-}
-
-/** The village's own created_at when it reads as a datetime, so the answer is the same each time. */
-function stableCreatedAt(village: Village): string | undefined {
-  return normalizeDatetime(village.created_at) ?? undefined;
-}
-
 function parseSince(text: string | undefined): string | undefined {
-  if (text !== undefined && !SHA256_HEX_RE.test(text)) {
-    throw new LinksError("invalid_argument", `since must be a policy_hash (64 lowercase hex characters), got ${JSON.stringify(text.slice(0, 80))}`);
-  }
-  return text;
+  return text === undefined ? undefined : assertPolicyHash(text, "since");
 }
 
 function cacheControl(c: AppContext): void {
   c.header("Cache-Control", c.get("policy").visibility === "private" ? "private, no-cache" : "no-cache");
+}
+
+interface Page {
+  since: string | undefined;
+  cursor: string | undefined;
+  limit: number;
+  entries: ChainEntry[];
+  nextCursor: string | null;
+}
+
+/** One page of the published chain after `since`, from `cursor`. */
+function feedPage(d: RouteDeps, c: AppContext, bounds: { defaultLimit: number; maxLimit: number }): Page {
+  const since = parseSince(single(c, "since"));
+  const limit = parseLimit(single(c, "limit"), bounds);
+  const cursor = single(c, "cursor");
+  const chain = publishedChain(d.paths, c.get("village"));
+  const head = (chain[chain.length - 1] as ChainEntry).policy_hash;
+  // 404 unknown_policy_hash for a since this chain does not hold
+  const after = chainSince(chain, since, head);
+  let start = chain.length - after.length;
+  if (cursor !== undefined) {
+    start = decodeFeedCursor(cursor);
+    if (start > chain.length) throw new LinksError("invalid_cursor", "the cursor is not one this node handed out");
+  }
+  const end = Math.min(start + limit, chain.length);
+  return { since, cursor, limit, entries: chain.slice(start, end), nextCursor: end < chain.length ? encodeFeedCursor(end) : null };
 }
 
 export function policyFeedRoutes(d: RouteDeps): void {
@@ -97,34 +104,80 @@ export function policyFeedRoutes(d: RouteDeps): void {
     return pullRight(c, () => d.memberLimit(c, next) as Promise<void>);
   };
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/latest"), d.ids, access, (c) => {
-    const chain = publishedChain(d, c.get("village"));
-    const head = chain[chain.length - 1] as ChainEntry;
-    c.header("ETag", `"${head.policy_hash}"`);
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/latest", {
+    summary: "The head of the village's policy chain",
+    description: "The head artifact's own fields (so a Python Links v0.15 `policy drift` reads it as an artifact), plus `artifact` and `signed`. `ETag` is the policy hash; an `If-None-Match` naming it answers 304 without a body.",
+    access: "pull-if-private",
+    answers: {
+      200: { description: "the policy in force and the artifact that set it", schema: PolicyLatestAnswer },
+      304: { description: "unchanged since the ETag given in If-None-Match" },
+    },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token],
+  }), d.ids, access, (c) => {
+    const village = c.get("village");
+    const hash = villageHeadHash(village);
+    c.header("ETag", `"${hash}"`);
     cacheControl(c);
-    if (etagMatches(c.req.header("if-none-match"), head.policy_hash)) return c.body(null, 304);
-    return sendJson(c, { policy_hash: head.policy_hash, artifact: head.artifact, signed: head.signed });
+    if (etagMatches(c.req.header("if-none-match"), hash)) return c.body(null, 304);
+    const head = publishedHead(d.paths, village);
+    const fields = head.artifact as { [key: string]: JsonValue };
+    return sendJson(c, { ...fields, policy_hash: head.policy_hash, artifact: head.artifact, signed: head.signed });
   });
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates"), d.ids, access, (c) => {
-    const since = parseSince(single(c, "since"));
-    const limit = parseLimit(single(c, "limit"), FEED_PAGE);
-    const cursor = single(c, "cursor");
-    const chain = publishedChain(d, c.get("village"));
-    const head = (chain[chain.length - 1] as ChainEntry).policy_hash;
-    // 404 unknown_policy_hash for a since this chain does not hold
-    const after = chainSince(chain, since, head);
-    let start = chain.length - after.length;
-    if (cursor !== undefined) {
-      start = decodeFeedCursor(cursor);
-      if (start > chain.length) throw new LinksError("invalid_cursor", "the cursor is not one this node handed out");
-    }
-    const end = Math.min(start + limit, chain.length);
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates", {
+    summary: "The village's policy chain after a given policy",
+    access: "pull-if-private",
+    query: z.object({
+      since: z.string().regex(SHA256_HEX_RE).optional().describe("a policy_hash; without it, the whole chain"),
+      limit: z.int().min(1).max(FEED_PAGE.maxLimit).default(FEED_PAGE.defaultLimit),
+      cursor: z.string().optional().describe("next_cursor of the previous page, with the same since"),
+    }),
+    answers: { 200: { description: "the updates after since, in chain order", schema: PolicyUpdatesAnswer } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor", "unknown_policy_hash"],
+  }), d.ids, access, (c) => {
+    const page = feedPage(d, c, FEED_PAGE);
     cacheControl(c);
     return sendJson(c, {
-      updates: chain.slice(start, end).map((e) => e.artifact),
-      next_cursor: end < chain.length ? encodeFeedCursor(end) : null,
-      head,
+      updates: page.entries.map((e) => e.artifact),
+      next_cursor: page.nextCursor,
+      head: villageHeadHash(c.get("village")),
     });
+  });
+
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates_page", {
+    summary: "The policy chain in Python Links v0.15's page envelope (what a v0.15 `policy pull` reads)",
+    access: "pull-if-private",
+    query: z.object({
+      since: z.string().regex(SHA256_HEX_RE).optional().describe("a policy_hash; without it, the whole chain"),
+      limit: z.int().min(1).max(V015_PAGE.maxLimit).default(V015_PAGE.defaultLimit),
+      cursor: z.string().optional().describe("next_cursor of the previous page, with the same since"),
+    }),
+    answers: { 200: { description: "the updates after since, in chain order, with the request echoed", schema: PolicyUpdatesPageAnswer } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor", "unknown_policy_hash"],
+  }), d.ids, access, (c) => {
+    const page = feedPage(d, c, V015_PAGE);
+    cacheControl(c);
+    return sendJson(c, {
+      village_id: c.get("villageId"),
+      since: page.since ?? null,
+      cursor: page.cursor ?? null,
+      limit: page.limit,
+      next_cursor: page.nextCursor,
+      items: page.entries.map((e) => e.artifact),
+    });
+  });
+
+  d.app.get(d.routes.add("GET", "/villages/:id/policy/by_hash/:policy_hash", {
+    summary: "One artifact of the village's policy chain, by its policy hash (the newest entry with that hash)",
+    access: "pull-if-private",
+    answers: { 200: { description: "the artifact, bare", schema: PolicyArtifact } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "policy_update_not_found"],
+  }), d.ids, access, (c) => {
+    const wanted = c.req.param("policy_hash");
+    const chain = publishedChain(d.paths, c.get("village"));
+    const entry = chain.findLast((e) => e.policy_hash === wanted);
+    cacheControl(c);
+    if (!entry) throw new LinksError("policy_update_not_found", "policy update not found");
+    return sendJson(c, entry.artifact);
   });
 }

@@ -8,7 +8,10 @@ import type { MiddlewareHandler } from "hono";
 import { parseJson } from "../../core/canonical.ts";
 import { parseWith } from "../../core/schema.ts";
 import { approveQuarantined, listQuarantine, rejectQuarantined } from "../../storage/quarantine.ts";
+import { ApprovedAnswer, QuarantineListAnswer, RejectedAnswer } from "../answers.ts";
 import { sendJson, type AppEnv } from "../context.ts";
+import { quarantinePreview } from "../quarantine-preview.ts";
+import { ROUTE_ERRORS } from "../route-table.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export const RejectBodySchema = z.object({
@@ -29,20 +32,37 @@ const wellFormedJson: MiddlewareHandler<AppEnv> = async (c, next) => {
 export function quarantineRoutes(d: RouteDeps): void {
   const { app, routes } = d;
 
-  app.get(routes.add("GET", "/villages/:id/quarantine"), d.ids, d.auth("manage"), d.memberLimit, (c) => {
+  app.get(routes.add("GET", "/villages/:id/quarantine", {
+    summary: "The bundles the village's policy held, with why, when, who and a preview of their claims",
+    access: "manage",
+    answers: { 200: { description: "every held bundle of the village", schema: QuarantineListAnswer } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token],
+  }), d.ids, d.auth("manage"), d.memberLimit, (c) => {
     // Entries without `file`: a path on this host means nothing to the client.
-    const entries = listQuarantine(d.paths, c.get("villageId")).map(({ file: _file, ...meta }) => meta);
+    const entries = listQuarantine(d.paths, c.get("villageId")).map(({ file, ...meta }) => ({ ...meta, ...quarantinePreview(file) }));
     return sendJson(c, { entries });
   });
 
-  const approve = routes.add("POST", "/villages/:id/quarantine/:bundle_id/approve");
+  const approve = routes.add("POST", "/villages/:id/quarantine/:bundle_id/approve", {
+    summary: "Approve a held bundle: re-checked against the village's current policy, then stored",
+    description: "While the current policy still forbids the bundle, the approval is refused with the policy's reason and the bundle stays held.",
+    access: "manage",
+    answers: { 200: { description: "stored (or already stored) and released from quarantine", schema: ApprovedAnswer } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.bundle, ...ROUTE_ERRORS.token, ...ROUTE_ERRORS.signature, ...ROUTE_ERRORS.policy, ...ROUTE_ERRORS.storage, "bundle_not_found"],
+  });
   app.post(approve, d.ids, d.auth("manage"), d.memberLimit, (c) => {
     const bundleId = c.req.param("bundle_id");
-    approveQuarantined(d.paths, c.get("villageId"), bundleId, c.get("member").memberId);
+    approveQuarantined(d.paths, c.get("villageId"), bundleId, c.get("member").memberId, d.claimsDb);
     return sendJson(c, { status: "approved", bundle_id: bundleId });
   });
 
-  const reject = routes.add("POST", "/villages/:id/quarantine/:bundle_id/reject");
+  const reject = routes.add("POST", "/villages/:id/quarantine/:bundle_id/reject", {
+    summary: "Reject a held bundle with a reason (moved to store/rejected/)",
+    access: "manage",
+    body: RejectBodySchema,
+    answers: { 200: { description: "rejected", schema: RejectedAnswer } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.bundle, ...ROUTE_ERRORS.token, ...ROUTE_ERRORS.jsonBody, ...ROUTE_ERRORS.storage, "bundle_not_found"],
+  });
   app.post(reject, d.ids, d.auth("manage"), d.memberLimit, d.jsonBody, wellFormedJson, rejectBody, (c) => {
     const bundleId = c.req.param("bundle_id");
     const { reason } = c.req.valid("json");

@@ -23,6 +23,11 @@ export interface Sizes {
   /** disk full: 0..diskFullSteps-1 pages left free, and writes tried while completely full */
   diskFullSteps: number;
   diskFullAttempts: number;
+  /** `links claims reindex` runs while clients push, and the pushes made meanwhile */
+  reindexRuns: number;
+  reindexPushes: number;
+  /** scope shadowing: bundles tried in each order of scopes */
+  scopeRounds: number;
 }
 
 export const SIZES: Record<Scale, Sizes> = {
@@ -38,6 +43,9 @@ export const SIZES: Record<Scale, Sizes> = {
     fullPathCorpus: false,
     diskFullSteps: 6,
     diskFullAttempts: 2,
+    reindexRuns: 4,
+    reindexPushes: 400,
+    scopeRounds: 1,
   },
   ci: {
     scale: "ci",
@@ -51,6 +59,9 @@ export const SIZES: Record<Scale, Sizes> = {
     fullPathCorpus: true,
     diskFullSteps: 16,
     diskFullAttempts: 4,
+    reindexRuns: 10,
+    reindexPushes: 2000,
+    scopeRounds: 4,
   },
   full: {
     scale: "full",
@@ -64,6 +75,9 @@ export const SIZES: Record<Scale, Sizes> = {
     fullPathCorpus: true,
     diskFullSteps: 32,
     diskFullAttempts: 10,
+    reindexRuns: 20,
+    reindexPushes: 6000,
+    scopeRounds: 10,
   },
 };
 

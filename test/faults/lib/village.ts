@@ -16,7 +16,7 @@ export interface TestVillage {
 
 /**
  * Creates `vid` in `data` with an admin ("alice" unless named), applies a policy with a very high
- * rate_limit_per_min (apply-local), and adds the given members (role member unless listed).
+ * rate_limit_per_min (apply-local --merge), and adds the given members (role member unless listed).
  */
 export async function makeVillage(
   data: string,
@@ -28,7 +28,7 @@ export async function makeVillage(
   const tokens: Record<string, string> = { [admin]: lastLine(created.stdout) };
   const policyFile = join(opts.scratch, `${vid}-policy.json`);
   writeFileSync(policyFile, JSON.stringify({ rate_limit_per_min: HIGH_RATE, ...opts.policy }));
-  await linksOk(["policy", "apply-local", vid, policyFile, "--data", data]);
+  await linksOk(["policy", "apply-local", vid, policyFile, "--merge", "--data", data]);
   for (const m of opts.members ?? []) {
     const [id, role] = typeof m === "string" ? [m, "member"] : m;
     const r = await linksOk(["villages", "add-member", vid, id, "--role", role, "--data", data]);

@@ -241,7 +241,7 @@ async function restorePolicy(node: RunningNode, ctx: FuzzContext, data: string, 
   if (res.status !== 200) {
     const file = join(scratch, "restore-policy.json");
     writeFileSync(file, JSON.stringify(ctx.basePolicy));
-    await linksOk(["policy", "apply-local", ctx.vid, file, "--data", data]);
+    await linksOk(["policy", "apply-local", ctx.vid, file, "--replace", "--data", data]);
   }
 }
 

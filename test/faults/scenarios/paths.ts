@@ -5,6 +5,7 @@
  * escaped: neither is ever served, read into a decision, or changed; nothing outside the data
  * directory changes, and every file inside it has a name the layout allows.
  */
+import { DATA_LAYOUT as LAYOUT } from "../../fixtures/data-layout.ts";
 import { describe, expect, test } from "bun:test";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -47,17 +48,6 @@ export const TRICKS = [
   "~/secret.json",
 ];
 
-/** Where the layout lets the node and the CLI put files (relative to the data directory). */
-const LAYOUT = [
-  /^villages\/[A-Za-z0-9_-]{1,64}\/(village\.json|members\.jsonl|revocations\.jsonl|policy_history\.jsonl)(\.lock)?$/,
-  /^villages\/[A-Za-z0-9_-]{1,64}\/policy_chain(\/.*)?$/,
-  /^store\/bundles\/([A-Za-z0-9_-]{1,64}\/)?([0-9a-f]{32}\.json|latest\.ptr)$/,
-  /^store\/(quarantine|rejected)\/[A-Za-z0-9_-]{1,64}\/[0-9a-f]{32}(\.meta)?\.json$/,
-  /^store\/quarantine\/[A-Za-z0-9_-]{1,64}\.lock$/,
-  /^store\/index\/[a-z._]+$/,
-  /^store\/index\/claims\.sqlite(-wal|-shm)?$/,
-  /^store\/audit\/audit\.log\.jsonl(\.lock)?$/,
-];
 
 export interface PathsResult {
   httpRequests: number;

@@ -5,15 +5,20 @@
  * must refuse every one ({"status":"refused","code"}, exit 1) and leave the puller's village
  * exactly as it was (village.json, policy_history.jsonl, no policy.apply audit row). An honest
  * relay is the control: the same pull then applies the chain.
+ *
+ * Then the same replays and rollbacks straight at a village: every kind of old or re-dated
+ * signed artifact sent with `policy apply-remote` (HTTP, manage token) to the running origin and
+ * with `policy apply-local` to a copy of it must be refused (exit 1, policy_replay or
+ * policy_rollback) with the village unchanged.
  */
 import { describe, expect, test } from "bun:test";
 import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
 import { generateSeed, publicKeyFromSeed } from "../../../src/core/ed25519.ts";
-import { addPolicySignature, newPolicyUpdate, policyHash, policyUpdateToJson, type PolicyUpdate } from "../../../src/core/policy-update.ts";
+import { addPolicySignature, newPolicyUpdate, normalizePolicyUpdate, policyHash, policyUpdateToJson, signPolicyUpdateLegacy, type PolicyUpdate } from "../../../src/core/policy-update.ts";
 import { sha256Hex } from "../../../src/core/canonical.ts";
-import { LINKS_BIN, links, linksOk, type RunResult } from "../../e2e/harness.ts";
+import { errorCode, lastLine, LINKS_BIN, links, linksOk, type RunResult } from "../../e2e/harness.ts";
 import { startNode, type RunningNode } from "../../e2e/node.ts";
 import { figures } from "../lib/scale.ts";
 import { runScenarioOnce } from "../lib/suite.ts";
@@ -33,8 +38,8 @@ type Transform = (kind: "latest" | "updates", url: URL, upstream: Upstream) => A
 
 export interface Attack {
   name: string;
-  /** "behind": the puller is at the chain's start; "ahead": it already holds the first two updates */
-  puller: "behind" | "ahead";
+  /** "behind": the puller is at the chain's start; "ahead": it already holds the first two updates; "back": u1..u4 */
+  puller: "behind" | "ahead" | "back";
   transform: Transform;
   /** codes the refusal may carry */
   codes: string[];
@@ -51,9 +56,21 @@ export interface AttackOutcome {
   why: string;
 }
 
+/** A signed artifact sent straight at a village (HTTP or apply-local). */
+export interface DirectOutcome {
+  name: string;
+  via: "http" | "apply-local";
+  exit: number;
+  code: string | null;
+  unchanged: boolean;
+  ok: boolean;
+  why: string;
+}
+
 export interface PolicyFeedResult {
   honest: { exit: number; status: string | null; updates: number | null; headMatches: boolean };
   outcomes: AttackOutcome[];
+  direct: DirectOutcome[];
 }
 
 interface Key {
@@ -138,7 +155,7 @@ export async function runPolicyFeedAttacks(o: { dir: string; pullTimeoutMs: numb
   const signer = key();
   const outsider = key();
   const origin = join(o.dir, "origin");
-  await linksOk(["villages", "create", VID, "Policy village", "alice", "--data", origin]);
+  const adminToken = lastLine((await linksOk(["villages", "create", VID, "Policy village", "alice", "--data", origin])).stdout);
   const guarded = {
     rate_limit_per_min: HIGH_RATE,
     require_policy_signature: true,
@@ -147,7 +164,7 @@ export async function runPolicyFeedAttacks(o: { dir: string; pullTimeoutMs: numb
     max_window_days: 30,
   };
   writeFileSync(join(o.dir, "guarded.json"), JSON.stringify(guarded));
-  await linksOk(["policy", "apply-local", VID, join(o.dir, "guarded.json"), "--data", origin]);
+  await linksOk(["policy", "apply-local", VID, join(o.dir, "guarded.json"), "--merge", "--data", origin]);
   const village = () => JSON.parse(readFileSync(join(origin, "villages", VID, "village.json"), "utf8")) as { policy: Record<string, JsonValue> };
   const h0 = policyHash(village().policy as JsonValue);
 
@@ -183,6 +200,19 @@ export async function runPolicyFeedAttacks(o: { dir: string; pullTimeoutMs: numb
   const tampered = { ...asJson(u2) as Record<string, JsonValue>, policy: { ...(u2.policy as Record<string, JsonValue>), max_window_days: 400 } };
   const otherVillage = signed(newPolicyUpdate({ villageId: "elsewhere", policy: u1.policy, actor: "alice", previousPolicyHash: h0 }), signer);
   const expired = signed(normalizeExpiry(newPolicyUpdate({ villageId: VID, policy: u1.policy, actor: "alice", previousPolicyHash: h0 })), signer);
+  // Replays and rollbacks. u4 takes the village back to u2's content (A -> B -> A); a puller
+  // "back" holds u1..u4, so u3 (which follows u2's content) fits its lineage again.
+  const u4 = signed(newPolicyUpdate({ villageId: VID, policy: u2.policy, actor: "alice", previousPolicyHash: u3.policy_hash }), signer);
+  const back = join(o.dir, "puller-back");
+  cpSync(ahead, back, { recursive: true });
+  writeFileSync(join(o.dir, "u4.json"), toJsonText(asJson(u4)));
+  for (const f of ["u3.json", "u4.json"]) await linksOk(["policy", "apply-local", VID, join(o.dir, f), "--data", back]);
+  const extraSigned = signed(u2, outsider); // the same signed payload, one more signature
+  const resignedSame = signed({ ...u2, signatures: [] } as PolicyUpdate, signer); // the same payload, signed afresh
+  const redated = (u: PolicyUpdate, at: string, previous: string | null) =>
+    signed(newPolicyUpdate({ villageId: VID, policy: { ...u.policy, max_window_days: 50 }, actor: "mallory", previousPolicyHash: previous, createdAt: at }), signer);
+  const legacyV1 = (at: string, policy: PolicyUpdate["policy"]) =>
+    signPolicyUpdateLegacy(normalizePolicyUpdate({ village_id: VID, created_at: at, actor: "mallory", policy, policy_hash: policyHash(policy) }), signer.seed);
   const latestOf = (u: PolicyUpdate) => ({ status: 200, body: { policy_hash: u.policy_hash, artifact: asJson(u), signed: true } });
   const updatesOf = (us: Array<PolicyUpdate | JsonValue>, headHash: string) => ({
     status: 200,
@@ -201,7 +231,7 @@ export async function runPolicyFeedAttacks(o: { dir: string; pullTimeoutMs: numb
       name: "replay: updates it already holds, served again after its head",
       puller: "ahead",
       transform: (kind) => (kind === "latest" ? latestOf(u3) : updatesOf([u1, u2, u3], u3.policy_hash)),
-      codes: ["policy_lineage"],
+      codes: ["policy_replay"],
     },
     { name: "reorder: the updates out of order", puller: "behind", transform: (kind) => (kind === "updates" ? updatesOf([u2, u1, u3], u3.policy_hash) : null), codes: ["policy_lineage"] },
     { name: "truncate: the last update left out", puller: "behind", transform: (kind) => (kind === "updates" ? updatesOf([u1, u2], u3.policy_hash) : null), codes: ["policy_lineage"] },
@@ -271,12 +301,79 @@ export async function runPolicyFeedAttacks(o: { dir: string; pullTimeoutMs: numb
       transform: (kind) => (kind === "updates" ? { status: 200, body: { updates: [], next_cursor: "YzE6MA", head: u3.policy_hash } } : null),
       codes: ["remote_error", "policy_lineage"],
     },
+    {
+      name: "replay: the puller's own head served again as the next update",
+      puller: "ahead",
+      transform: (kind) => (kind === "latest" ? latestOf(u3) : updatesOf([u2, u3], u3.policy_hash)),
+      codes: ["policy_replay"],
+    },
+    {
+      name: "replay: an update it holds, with one more signature",
+      puller: "ahead",
+      transform: (kind) => (kind === "latest" ? latestOf(u3) : updatesOf([extraSigned, u3], u3.policy_hash)),
+      codes: ["policy_replay"],
+    },
+    {
+      name: "replay: an update it holds, its signature replaced by a fresh one",
+      puller: "ahead",
+      transform: (kind) => (kind === "latest" ? latestOf(u3) : updatesOf([resignedSame, u3], u3.policy_hash)),
+      codes: ["policy_replay"],
+    },
+    {
+      name: "replay: A -> B -> A, then A->B again (lineage fits)",
+      puller: "back",
+      transform: (kind) => (kind === "latest" ? latestOf(u3) : updatesOf([u3], u3.policy_hash)),
+      codes: ["policy_replay"],
+    },
+    {
+      name: "replay: a run that repeats one of its own entries",
+      puller: "behind",
+      transform: (kind) => (kind === "latest" ? latestOf(u3) : updatesOf([u1, u2, u3, u4, u3], u3.policy_hash)),
+      codes: ["policy_replay"],
+    },
+    {
+      name: "rollback: an update dated before the puller's newest, with fresh lineage",
+      puller: "ahead",
+      transform: (kind) => {
+        const old = redated(u2, "2020-01-01T00:00:00Z", u2.policy_hash);
+        return kind === "latest" ? latestOf(old) : updatesOf([old], old.policy_hash);
+      },
+      codes: ["policy_rollback"],
+    },
+    {
+      name: "rollback: an update dated at the same instant as the puller's newest",
+      puller: "ahead",
+      transform: (kind) => {
+        const same = redated(u2, u2.created_at, u2.policy_hash);
+        return kind === "latest" ? latestOf(same) : updatesOf([same], same.policy_hash);
+      },
+      codes: ["policy_rollback"],
+    },
+    {
+      name: "rollback: a v2 update without lineage, dated before the puller's newest",
+      puller: "ahead",
+      transform: (kind) => {
+        const old = redated(u2, "2020-01-01T00:00:00Z", null);
+        return kind === "latest" ? latestOf(old) : updatesOf([old], old.policy_hash);
+      },
+      codes: ["policy_rollback"],
+    },
+    {
+      name: "rollback: a v1 artifact (no lineage), dated before the puller's newest",
+      puller: "ahead",
+      transform: (kind) => {
+        const old = legacyV1("2020-01-01T00:00:00Z", { ...u2.policy, max_window_days: 51 });
+        return kind === "latest" ? latestOf(old) : updatesOf([old], old.policy_hash);
+      },
+      codes: ["policy_rollback"],
+    },
   ];
 
   const node: RunningNode = await startNode(origin);
   let current: Transform | null = null;
   const relay = startRelay(node.url, () => current);
   const outcomes: AttackOutcome[] = [];
+  const directOutcomes: DirectOutcome[] = [];
   let honest: PolicyFeedResult["honest"];
   try {
     // The control: an honest relay, on a copy of the puller.
@@ -288,7 +385,7 @@ export async function runPolicyFeedAttacks(o: { dir: string; pullTimeoutMs: numb
     honest = { exit: r.code, status: (body?.status as string) ?? null, updates: (body?.updates as number) ?? null, headMatches: policyHash(after.policy) === u3.policy_hash };
 
     for (const a of attacks) {
-      const data = a.puller === "behind" ? behind : ahead;
+      const data = a.puller === "behind" ? behind : a.puller === "ahead" ? ahead : back;
       const before = fileState(data);
       current = a.transform;
       const t0 = performance.now();
@@ -307,17 +404,56 @@ export async function runPolicyFeedAttacks(o: { dir: string; pullTimeoutMs: numb
       if (why && run.code !== 1) why += `stderr: ${run.stderr.trim().slice(0, 300)}`;
       outcomes.push({ name: a.name, exit: run.code, status, code, unchanged, ms, ok: why === "", why });
     }
+
+    // Straight at the village: the origin takes u4 (back to u2's content), then every replay and
+    // rollback is sent over HTTP to the origin and with apply-local to a copy of it.
+    await linksOk(["policy", "apply-remote", node.url, VID, join(o.dir, "u4.json"), "--token", adminToken]);
+    const local = join(o.dir, "direct-local");
+    cpSync(origin, local, { recursive: true });
+    const newest = u4.created_at;
+    const direct: Array<{ name: string; artifact: PolicyUpdate; codes: string[] }> = [
+      { name: "the head's own artifact again", artifact: u4, codes: ["policy_replay"] },
+      { name: "an old artifact of the chain", artifact: u1, codes: ["policy_replay"] },
+      { name: "A -> B -> A, then A->B again (lineage fits)", artifact: u3, codes: ["policy_replay"] },
+      { name: "an artifact of the chain with one more signature", artifact: extraSigned, codes: ["policy_replay"] },
+      { name: "an artifact of the chain signed afresh", artifact: resignedSame, codes: ["policy_replay"] },
+      { name: "fresh lineage, dated before the newest artifact", artifact: redated(u4, "2020-01-01T00:00:00Z", u4.policy_hash), codes: ["policy_rollback"] },
+      { name: "fresh lineage, dated at the newest artifact's instant", artifact: redated(u4, newest, u4.policy_hash), codes: ["policy_rollback"] },
+      { name: "v2 without lineage, dated before the newest artifact", artifact: redated(u4, "2020-01-01T00:00:00Z", null), codes: ["policy_rollback"] },
+      { name: "v1 (no lineage), dated before the newest artifact", artifact: legacyV1("2020-01-01T00:00:00Z", { ...u4.policy, max_window_days: 52 }), codes: ["policy_rollback"] },
+    ];
+    for (const [i, d] of direct.entries()) {
+      const file = join(o.dir, `direct-${i}.json`);
+      writeFileSync(file, toJsonText(asJson(d.artifact)));
+      for (const via of ["http", "apply-local"] as const) {
+        const data = via === "http" ? origin : local;
+        const before = fileState(data);
+        const run = via === "http"
+          ? await links(["policy", "apply-remote", node.url, VID, file, "--token", adminToken])
+          : await links(["policy", "apply-local", VID, file, "--data", local]);
+        const code = errorCode(run.stderr);
+        const unchanged = fileState(data) === before;
+        let why = "";
+        if (run.code !== 1) why += `exit ${run.code}; `;
+        if (!d.codes.includes(code ?? "")) why += `code ${code} not one of ${d.codes.join("/")}; `;
+        if (!unchanged) why += "the village changed; ";
+        directOutcomes.push({ name: d.name, via, exit: run.code, code, unchanged, ok: why === "", why });
+      }
+    }
   } finally {
     relay.stop();
     await node.stop();
   }
   for (const x of outcomes) console.log(`[faults] policy-feed attack: ${x.ok ? "refused" : "NOT REFUSED"} ${x.code ?? "-"} exit ${x.exit} ${x.ms.toFixed(0)} ms  ${x.name}${x.ok ? "" : `: ${x.why}`}`);
+  for (const x of directOutcomes) console.log(`[faults] policy replay via ${x.via}: ${x.ok ? "refused" : "NOT REFUSED"} ${x.code ?? "-"} exit ${x.exit}  ${x.name}${x.ok ? "" : `: ${x.why}`}`);
   figures("policy-feed", {
     attacks: outcomes.length,
     refused_and_unchanged: outcomes.filter((x) => x.ok).length,
     honest_pull: `${honest.status}:${honest.updates}`,
+    direct_attacks: directOutcomes.length,
+    direct_refused_and_unchanged: directOutcomes.filter((x) => x.ok).length,
   });
-  return { honest, outcomes };
+  return { honest, outcomes, direct: directOutcomes };
 }
 
 function parse(r: RunResult): Record<string, unknown> | null {
@@ -346,8 +482,16 @@ export function policyFeedSuite(opts: { timeoutMs: number; pullTimeoutMs: number
     });
     test("every attack is refused with its code, exit 1, and the puller's village is unchanged", () => {
       const r = result();
-      expect(r.outcomes.length).toBeGreaterThan(15);
+      expect(r.outcomes.length).toBeGreaterThan(25);
       expect(r.outcomes.filter((o) => !o.ok).map((o) => `${o.name}: ${o.why}`)).toEqual([]);
+    });
+  });
+
+  describe("when old or re-dated signed artifacts are sent straight at the village", () => {
+    test("every replay and rollback is refused over HTTP and by apply-local, and the village is unchanged", () => {
+      const r = result();
+      expect(r.direct.length).toBe(18);
+      expect(r.direct.filter((o) => !o.ok).map((o) => `${o.via} ${o.name}: ${o.why}`)).toEqual([]);
     });
   });
 }

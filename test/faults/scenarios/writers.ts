@@ -50,7 +50,9 @@ export async function runWriters(o: { dir: string; processes: number; pushes: nu
       if (r.status !== 202) problems.push(`holding bundle ${i}: ${r.status} ${JSON.stringify(r.body)}`);
       held.push(String(r.body.bundle_id));
     }
-    const policyOf = (i: number) => ({ rate_limit_per_min: HIGH_RATE, allowed_predicates: ["links.weighted_to", HELD], max_window_days: 100 + i });
+    // whole policies (apply-local refuses a partial one without --merge or --replace)
+    const base = (JSON.parse(readFileSync(join(data, "villages", VID, "village.json"), "utf8")) as { policy: Record<string, unknown> }).policy;
+    const policyOf = (i: number) => ({ ...base, rate_limit_per_min: HIGH_RATE, allowed_predicates: ["links.weighted_to", HELD], max_window_days: 100 + i });
     const first = join(o.dir, "policy-first.json");
     writeFileSync(first, JSON.stringify(policyOf(0)));
     await linksOk(["policy", "apply-local", VID, first, "--data", data]);
@@ -162,7 +164,7 @@ export async function runWriters(o: { dir: string; processes: number; pushes: nu
       for (const [id, mayReject] of [[held[2 * i] as string, false], [held[2 * i + 1] as string, true]] as const) {
         const stored = existsSync(join(data, "store/bundles", VID, `${id}.json`));
         const rejected = existsSync(join(data, "store/rejected", VID, `${id}.json`));
-        const stillHeld = existsSync(join(data, "store/quarantine", VID, `${id}.json`)) || existsSync(join(data, "store/quarantine", VID, `${id}.meta.json`));
+        const stillHeld = existsSync(join(data, "store/quarantine", VID, `${id}.json`)) || existsSync(join(data, "store/quarantine", VID, "meta", `${id}.json`));
         const approvals = rows.filter((r) => r.bundle_id === id && r.action === "quarantine.approve").length;
         const rejections = rows.filter((r) => r.bundle_id === id && r.action === "quarantine.reject").length;
         const outcome = `${id}: stored=${stored} rejected=${rejected} held=${stillHeld} approve_rows=${approvals} reject_rows=${rejections} index_rows=${counts.get(id) ?? 0}`;

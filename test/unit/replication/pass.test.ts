@@ -10,6 +10,7 @@ import { sha256Hex } from "../../../src/core/canonical.ts";
 import { publicKeyFromSeed } from "../../../src/core/ed25519.ts";
 import { syncPeer } from "../../../src/replication/pass.ts";
 import { readPeerState, statusOf } from "../../../src/replication/state.ts";
+import { ClaimsDb } from "../../../src/storage/claims-db.ts";
 import { withFileLockIfFree } from "../../../src/storage/flock.ts";
 import { GroupCommit, GROUP_COMMIT_DEFAULTS } from "../../../src/storage/group-commit.ts";
 import { peerId } from "../../../src/replication/peers.ts";
@@ -87,15 +88,17 @@ describe("a sync pass with a peer", () => {
     const { a, b } = setUp();
     for (let i = 0; i < 6; i++) await a.push();
     addPeerOf(b, a.url, a.tokens.observer);
-    const commit = new GroupCommit(b.paths, { ...GROUP_COMMIT_DEFAULTS, checkpointMs: 60_000 });
+    const owners = new ClaimsDb(b.paths);
+    const commit = new GroupCommit(b.paths, owners, { ...GROUP_COMMIT_DEFAULTS, checkpointMs: 60_000 });
     try {
-      const r = await syncPeer({ paths: b.paths, commit, pageLimit: 3 }, { village: VID, url: a.url });
+      const r = await syncPeer({ paths: b.paths, commit, owners, pageLimit: 3 }, { village: VID, url: a.url });
       expect(r).toMatchObject({ status: "ok", accepted: 6 });
       // the write-ahead log holds them: durable before any checkpoint
       const logged = readFileSync(b.paths.ingestLogFile(), "utf8").split("\n").filter(Boolean);
       expect(logged).toHaveLength(6);
     } finally {
       await commit.close();
+      owners.close();
     }
     expect(storedIds(b)).toHaveLength(6);
   });

@@ -134,7 +134,31 @@ describe("the peer's audit log on every pass", () => {
     log.append(3);
     log.origin = () => "links/node-a/other-village";
     const { b, url } = setUp(log);
-    expect(await pass(b, url)).toMatchObject({ status: "failed", code: "invalid_checkpoint" });
+    const r = await pass(b, url);
+    expect(r).toMatchObject({ status: "failed", code: "invalid_signature" });
+    expect(r.detail).toContain("another log");
+  });
+
+  test("a real peer node's own audit log is checked: key pinned, checkpoints kept and extended", async () => {
+    peerNode = startPeer({ server: { checkpointIntervalMs: 100 } });
+    local = localNode();
+    const a = peerNode;
+    addPeerOf(local, a.url, a.tokens.observer);
+    await a.push();
+    expect(await pass(local, a.url)).toMatchObject({ status: "ok", accepted: 1 });
+    const first = readPeerState(local.paths, { village: VID, url: a.url });
+    expect(first.audit).toBe("checked");
+    expect(first.node_key?.key_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(first.checkpoint?.origin).toBe(`links/${first.node_key?.name}/${VID}`);
+    await a.push();
+    await a.push();
+    // the peer signs its grown tree within its checkpoint interval
+    const checkpointSize = async () => Number((await (await a.send("GET", `/villages/${VID}/audit/checkpoint`, { token: a.tokens.observer })).text()).split("\n")[1]);
+    for (let i = 0; i < 100 && (await checkpointSize()) <= (first.checkpoint?.size as number); i++) await Bun.sleep(50);
+    expect(await pass(local, a.url)).toMatchObject({ status: "ok", accepted: 2 });
+    const second = readPeerState(local.paths, { village: VID, url: a.url });
+    expect(second.checkpoint?.size).toBeGreaterThan(first.checkpoint?.size as number);
+    expect(second.node_key).toEqual(first.node_key);
   });
 
   test("a peer that published its key and stops is refused; one that never did is synced unchecked", async () => {

@@ -78,7 +78,7 @@ describe("whether a bearer token may be used over this transport", () => {
     ["a trusted proxy that says nothing", false, { viaTrustedProxy: true }],
     ["a trusted proxy on loopback that got HTTPS", true, { peer: "127.0.0.1", viaTrustedProxy: true, forwardedProto: "https" }],
     ["a trusted proxy on loopback that got plain HTTP", false, { peer: "127.0.0.1", viaTrustedProxy: true, forwardedProto: "http" }],
-    ["a trusted proxy on loopback that says nothing (a local tool)", true, { peer: "127.0.0.1", viaTrustedProxy: true }],
+    ["a trusted proxy on loopback that says nothing (it cannot be told from a local tool)", false, { peer: "127.0.0.1", viaTrustedProxy: true }],
     ["a loopback peer that is not a trusted proxy, claiming HTTP", true, { peer: "127.0.0.1", forwardedProto: "http" }],
     ["an untrusted peer claiming HTTPS", false, { forwardedProto: "https" }],
     ["the operator's explicit opt-in", true, { allowInsecureRemote: true }],
@@ -127,9 +127,10 @@ describe("the JSON media type", () => {
 
 describe("the route table", () => {
   const table = new RouteTable();
-  table.add("GET", "/villages/:id/claims");
-  table.add("POST", "/villages/:id/inbox");
-  table.add("GET", "/.well-known/links/claims/latest");
+  const doc = { summary: "a route", access: "public", answers: {}, errors: [] } as const;
+  table.add("GET", "/villages/:id/claims", doc);
+  table.add("POST", "/villages/:id/inbox", doc);
+  table.add("GET", "/.well-known/links/claims/latest", doc);
   test("knows which methods a path takes", () => {
     expect(table.allowedMethods("/villages/x/claims")).toEqual(["GET", "HEAD"]);
     expect(table.allowedMethods("/villages/a%2Fb/inbox")).toEqual(["POST"]);
@@ -137,5 +138,8 @@ describe("the route table", () => {
     expect(table.allowedMethods("/.well-knownXlinks/claims/latest")).toEqual([]);
     expect(table.allowedMethods("/villages//claims")).toEqual([]);
     expect(table.allowedMethods("/villages/x/y/claims")).toEqual([]);
+  });
+  test("refuses the same route twice", () => {
+    expect(() => table.add("GET", "/villages/:id/claims", doc)).toThrow("registered twice");
   });
 });

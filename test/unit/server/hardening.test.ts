@@ -88,7 +88,7 @@ describe("path tricks in every id position", () => {
 
 describe("unknown routes and methods", () => {
   test("an unknown route is 404 not_found as JSON", async () => {
-    const answer = await expectJsonError(await node.send("GET", "/admin"), "GET /admin");
+    const answer = await expectJsonError(await node.send("GET", "/wp-admin"), "GET /wp-admin");
     expect(answer.code).toBe("not_found");
   });
 

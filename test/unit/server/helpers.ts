@@ -73,6 +73,7 @@ export interface Node {
   dataDir: string;
   paths: DataPaths;
   app: ReturnType<typeof createApp>["app"];
+  routes: ReturnType<typeof createApp>["routes"];
   close(): Promise<void>;
   tokens: { admin: string; member: string; observer: string; revoked: string };
   key: Keypair;
@@ -111,7 +112,7 @@ export function makeNode(opts: NodeOptions = {}): Node {
   };
   revokeMember(paths, VID, "rex", "alice", "test");
   const logs: object[] = [];
-  const { app, close } = createApp({ dataDir, logger: (l) => logs.push(l), now: () => FIXED_NOW, ...opts.server });
+  const { app, routes, close } = createApp({ dataDir, logger: (l) => logs.push(l), now: () => FIXED_NOW, ...opts.server });
   const send = (method: string, path: string, init: SendInit = {}): Promise<Response> => {
     const headers: Record<string, string> = { ...init.headers };
     if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
@@ -127,6 +128,7 @@ export function makeNode(opts: NodeOptions = {}): Node {
     dataDir,
     paths,
     app,
+    routes,
     close,
     tokens,
     key,

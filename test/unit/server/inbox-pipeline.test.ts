@@ -4,7 +4,7 @@ import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
 import type { ErrorCode } from "../../../src/core/errors.ts";
 import type { VillagePolicy } from "../../../src/core/village-policy.ts";
 import { tailAudit } from "../../../src/storage/audit.ts";
-import { parseIndexRow } from "../../../src/storage/claims-index.ts";
+import { parseIndexRow } from "../../../src/storage/index-rows.ts";
 import { readJsonl } from "../../../src/storage/jsonl.ts";
 import { keypair, makeNode, signedBundle, VID, type BundleOptions, type Keypair, type Node } from "./helpers.ts";
 

@@ -14,7 +14,7 @@ import {
 } from "../../../src/core/policy-update.ts";
 import { defaultPolicy, type PolicyObject, type VillagePolicy } from "../../../src/core/village-policy.ts";
 import { addMember } from "../../../src/storage/members.ts";
-import { applyPolicy, recordGenesis } from "../../../src/storage/policy.ts";
+import { applyPlainPolicy, recordGenesis } from "../../../src/storage/policy.ts";
 import { readVillage } from "../../../src/storage/villages.ts";
 import { decodeFeedCursor, encodeFeedCursor, etagMatches } from "../../../src/server/routes/policy-feed.ts";
 import { json, keypair, makeNode, REMOTE, VID, type Keypair, type Node, type NodeOptions } from "./helpers.ts";
@@ -85,17 +85,15 @@ describe("GET /villages/:id/policy/latest", () => {
     expect(await json(await latest(node))).toEqual(body);
   });
 
-  test("after a signed update it serves that artifact as received, signed, with its hash as the ETag", async () => {
+  test("after a signed update it serves that artifact as received (its fields, artifact and signed), with its hash as the ETag", async () => {
     const chain = await nodeWithChain(1);
     node = chain.node;
     const res = await latest(node);
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body).toEqual({
-      policy_hash: chain.hashes[1],
-      artifact: JSON.parse(toJsonText(policyUpdateToJson(chain.artifacts[0] as PolicyUpdate))),
-      signed: true,
-    });
+    const artifact = JSON.parse(toJsonText(policyUpdateToJson(chain.artifacts[0] as PolicyUpdate)));
+    // the artifact's own fields at the top (what Python Links v0.15 reads), plus artifact and signed
+    expect(body).toEqual({ ...artifact, policy_hash: chain.hashes[1], artifact, signed: true });
     expect(body.policy_hash).toBe(headOf(node));
     expect(res.headers.get("etag")).toBe(`"${chain.hashes[1]}"`);
     expect(res.headers.get("cache-control")).toBe("no-cache");
@@ -257,6 +255,77 @@ describe("GET /villages/:id/policy/updates", () => {
   });
 });
 
+describe("GET /villages/:id/policy/updates_page (Python Links v0.15's envelope)", () => {
+  const page = (n: Node, query: string, init: Parameters<Node["send"]>[2] = {}) =>
+    n.send("GET", `/villages/${VID}/policy/updates_page${query === "" ? "" : `?${query}`}`, init);
+
+  test("answers the same entries as /updates, echoing since, cursor and limit", async () => {
+    const chain = await nodeWithChain(3);
+    node = chain.node;
+    const first = await json(await page(node, `since=${chain.hashes[0]}&limit=2`));
+    expect(Object.keys(first).sort()).toEqual(["cursor", "items", "limit", "next_cursor", "since", "village_id"]);
+    expect(first).toMatchObject({ village_id: VID, since: chain.hashes[0], cursor: null, limit: 2 });
+    const items = first.items as Array<Record<string, unknown>>;
+    expect(items.map((u) => u.policy_hash)).toEqual(chain.hashes.slice(1, 3));
+    const cursor = first.next_cursor as string;
+    const second = await json(await page(node, `since=${chain.hashes[0]}&limit=2&cursor=${cursor}`));
+    expect(second).toMatchObject({ cursor, limit: 2, next_cursor: null });
+    expect((second.items as Array<Record<string, unknown>>).map((u) => u.policy_hash)).toEqual(chain.hashes.slice(3));
+  });
+
+  test("without a query: since and cursor null, limit 100, the whole chain", async () => {
+    const chain = await nodeWithChain(1);
+    node = chain.node;
+    const body = await json(await page(node, ""));
+    expect(body).toMatchObject({ since: null, cursor: null, limit: 100, next_cursor: null });
+    expect((body.items as unknown[]).length).toBe(2);
+  });
+
+  test.each([["limit=0"], ["limit=501"], ["since=xyz"], ["cursor=nope!"]])("%s is 400", async (query) => {
+    node = makeNode();
+    expect((await page(node, query)).status).toBe(400);
+  });
+
+  test("a since the chain does not hold is 404 unknown_policy_hash (a v0.15 puller fails loudly)", async () => {
+    node = makeNode();
+    const res = await page(node, `since=${"ab".repeat(32)}`);
+    expect(res.status).toBe(404);
+    expect(await json(res)).toMatchObject({ code: "unknown_policy_hash" });
+  });
+
+  test("a private village needs the pull right here too", async () => {
+    node = makeNode({ policy: { visibility: "private" } });
+    expect((await page(node, "")).status).toBe(401);
+    expect((await page(node, "", { token: node.tokens.observer })).status).toBe(200);
+  });
+});
+
+describe("GET /villages/:id/policy/by_hash/:policy_hash", () => {
+  const byHash = (n: Node, hash: string) => n.send("GET", `/villages/${VID}/policy/by_hash/${hash}`);
+
+  test("answers the chain entry's artifact alone", async () => {
+    const chain = await nodeWithChain(2);
+    node = chain.node;
+    const res = await byHash(node, chain.hashes[1] as string);
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual(JSON.parse(toJsonText(policyUpdateToJson(chain.artifacts[0] as PolicyUpdate))));
+  });
+
+  test("a hash the chain does not hold is 404 with v0.15's detail", async () => {
+    node = makeNode();
+    const res = await byHash(node, "0".repeat(64));
+    expect(res.status).toBe(404);
+    expect(await json(res)).toEqual({ detail: "policy update not found", code: "policy_update_not_found" });
+  });
+
+  test.each([["ABC"], ["A".repeat(64)], ["a".repeat(65)]])("%s is 400 invalid_argument", async (hash) => {
+    node = makeNode();
+    const res = await byHash(node, hash);
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ code: "invalid_argument" });
+  });
+});
+
 describe("who may read the feed", () => {
   test("a village that is not private is readable without a token, from any address", async () => {
     node = makeNode({ policy: { visibility: "village" } });
@@ -340,7 +409,7 @@ describe("the feed follows the village's policy changes", () => {
     recordGenesis(node.paths, readVillage(node.paths, VID), "test");
     const before = headOf(node);
     const policy = defaultPolicy({ max_window_days: 3 });
-    applyPolicy(node.paths, VID, { policy, artifact: null, actor: "op", source: "local" });
+    applyPlainPolicy(node.paths, VID, policy, { actor: "op", source: "local" });
     const body = await json(await latest(node, { headers: { "if-none-match": `"${before}"` } }));
     expect(body.policy_hash).toBe(policyHash(policy));
     expect(body.signed).toBe(false);

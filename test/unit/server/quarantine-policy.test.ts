@@ -244,6 +244,47 @@ describe("POST /villages/:id/policy", () => {
     expect(await res.json()).toMatchObject({ code: "invalid_schema" });
   });
 
+  test("the same signed update twice is 409 policy_replay the second time, and changes nothing", async () => {
+    node = makeNode({ policy: guarded() });
+    const update = artifact(nextPolicy(), [signers[0], signers[1]]);
+    expect((await post(node, update)).status).toBe(200);
+    const history = readPolicyHistory(node.paths, VID).length;
+    const again = await post(node, addPolicySignature(update, signers[2].seed));
+    expect(again.status).toBe(409);
+    expect(await again.json()).toMatchObject({ code: "policy_replay" });
+    expect(readPolicyHistory(node.paths, VID)).toHaveLength(history);
+  });
+
+  test("an update not newer than the newest in the chain is 409 policy_rollback", async () => {
+    node = makeNode({ policy: guarded() });
+    const first = artifact(nextPolicy(), [signers[0], signers[1]], { created_at: "2029-06-01T00:00:00Z" });
+    expect((await post(node, first)).status).toBe(200);
+    const older = artifact(nextPolicy({ max_window_days: 3 }), [signers[0], signers[1]], { created_at: "2029-05-01T00:00:00Z", previous_policy_hash: first.policy_hash });
+    const res = await post(node, older);
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ code: "policy_rollback" });
+    expect(readVillage(node.paths, VID).policy).toEqual(first.policy);
+  });
+
+  test("the policy in force posted again is 200 unchanged, with no history or audit row", async () => {
+    node = makeNode();
+    const current = readVillage(node.paths, VID).policy;
+    const res = await post(node, current);
+    expect(await res.json()).toEqual({ status: "unchanged", policy_hash: policyHash(current) });
+    expect(readPolicyHistory(node.paths, VID)).toHaveLength(0);
+    expect(tailAudit(node.paths, { action: "policy.apply" })).toEqual([]);
+  });
+
+  test("a plain policy with a field that is neither ours nor Python v0.15's is 400 invalid_schema naming it", async () => {
+    node = makeNode();
+    const res = await post(node, { ...defaultPolicy(), max_windw_days: 7 } as unknown as PolicyObject);
+    expect(res.status).toBe(400);
+    const answer = (await res.json()) as { code: string; detail: string };
+    expect(answer.code).toBe("invalid_schema");
+    expect(answer.detail).toContain("max_windw_days");
+    expect((await post(node, { ...defaultPolicy(), submission_quota_per_day: 10 } as unknown as PolicyObject)).status).toBe(200);
+  });
+
   test("an applied policy is audited with the member as actor", async () => {
     node = makeNode();
     await post(node, defaultPolicy({ max_window_days: 14 }));

@@ -113,9 +113,8 @@ describe("when it cannot listen", () => {
   });
 
   test("a port in use is a clear unavailable error", async () => {
-    const dataDir = tempData();
-    handle = await startServer({ bind: "127.0.0.1", port: 0, dataDir, handleSignals: false, announce: () => {}, logger: () => {} });
-    const again = startServer({ bind: "127.0.0.1", port: handle.port, dataDir, handleSignals: false, announce: () => {}, logger: () => {} });
+    handle = await startServer({ bind: "127.0.0.1", port: 0, dataDir: tempData(), handleSignals: false, announce: () => {}, logger: () => {} });
+    const again = startServer({ bind: "127.0.0.1", port: handle.port, dataDir: tempData(), handleSignals: false, announce: () => {}, logger: () => {} });
     await expect(again).rejects.toMatchObject({ code: "unavailable" });
   });
 });

@@ -46,6 +46,19 @@ describe("the loopback guard: bearer tokens over plain HTTP", () => {
     expect(res.status).toBe(403);
   });
 
+  test("through a trusted proxy that does not say X-Forwarded-Proto are refused, on loopback too", async () => {
+    for (const proxy of [PROXY, LOOPBACK]) {
+      node = makeNode({ server: { trustProxy: [proxy] } });
+      const res = await node.send("GET", LATEST, { token: node.tokens.member, ip: proxy, headers: { "x-forwarded-for": REMOTE } });
+      expect(res.status).toBe(403);
+      const body = (await res.json()) as { code: string; detail: string };
+      expect(body.code).toBe("tls_required");
+      expect(body.detail).toContain("X-Forwarded-Proto: https");
+      await node.cleanup();
+    }
+    node = makeNode({ server: { trustProxy: [LOOPBACK] } });
+  });
+
   test("from an untrusted peer claiming X-Forwarded-Proto: https are refused", async () => {
     node = makeNode({ server: { trustProxy: [PROXY] } });
     const res = await node.send("GET", LATEST, { token: node.tokens.member, ip: REMOTE, headers: { "x-forwarded-proto": "https" } });

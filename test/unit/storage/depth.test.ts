@@ -8,7 +8,8 @@ import { readFileSync, unlinkSync } from "node:fs";
 import { assertMaxDepth, INPUT_MAX_DEPTH, parseJson, parseStored, type JsonValue } from "../../../src/core/canonical.ts";
 import { recover } from "../../../src/storage/group-commit.ts";
 import { policyChain } from "../../../src/storage/policy.ts";
-import { readStoredBundle } from "../../../src/storage/store.ts";
+import { withOwners } from "../../../src/storage/claims-db.ts";
+import { storedBundle } from "../../../src/storage/store.ts";
 import { listVillageIds, readVillage } from "../../../src/storage/villages.ts";
 import { json, makeNode, signedBundle, VID, type Node } from "../server/helpers.ts";
 
@@ -58,7 +59,7 @@ describe("when a bundle is nested as deeply as the inbox allows", () => {
     // a crash that lost the bundle file: recovery rebuilds it from the log line
     unlinkSync(node.paths.bundleFile(bundle.bundle_id, VID));
     expect(recover(node.paths).repaired).toBe(1);
-    expect(readStoredBundle(node.paths, bundle.bundle_id, VID)?.bundle_id).toBe(bundle.bundle_id);
+    expect(withOwners(node.paths, undefined, (o) => storedBundle(node.paths, VID, bundle.bundle_id, o))?.bundle_id).toBe(bundle.bundle_id);
   });
 
   test("one level deeper is refused before anything is written", async () => {

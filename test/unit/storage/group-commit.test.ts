@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { requireVerified } from "../../../src/core/bundle.ts";
 import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
+import { ClaimsDb } from "../../../src/storage/claims-db.ts";
 import { reindex } from "../../../src/storage/claims-index.ts";
 import { GroupCommit, recover } from "../../../src/storage/group-commit.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
@@ -11,9 +12,18 @@ import { createVillage } from "../../../src/storage/villages.ts";
 import { keypair, signedBundle } from "../server/helpers.ts";
 
 const dirs: string[] = [];
+const dbs: ClaimsDb[] = [];
 afterEach(() => {
+  for (const db of dbs.splice(0)) db.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+/** The claims database the node would hand its group commit. */
+function claimsDb(paths: DataPaths): ClaimsDb {
+  const db = new ClaimsDb(paths);
+  dbs.push(db);
+  return db;
+}
 
 function fresh(): DataPaths {
   const dir = mkdtempSync(join(tmpdir(), "links-gc-"));
@@ -33,7 +43,7 @@ const item = () => {
 describe("the group commit", () => {
   test("concurrent submissions share batches, and every bundle is stored, indexed and audited once", async () => {
     const paths = fresh();
-    const commit = new GroupCommit(paths);
+    const commit = new GroupCommit(paths, claimsDb(paths));
     const items = Array.from({ length: 40 }, item);
     const results = await Promise.all([...items, items[0]!].map((i) => commit.submit(i)));
     expect(results.filter((r) => r.status === "stored")).toHaveLength(40);
@@ -57,7 +67,7 @@ describe("a checkpoint while bundles keep coming", () => {
       syncs++;
       if (syncs === 1) await held;
     };
-    const commit = new GroupCommit(paths, { maxBatch: 512, checkpointBytes: 1, checkpointMs: 3_600_000, syncFs });
+    const commit = new GroupCommit(paths, claimsDb(paths), { maxBatch: 512, checkpointBytes: 1, checkpointMs: 3_600_000, syncFs });
     const first = Array.from({ length: 5 }, item);
     await Promise.all(first.map((i) => commit.submit(i))); // its checkpoint starts right after
     const second = Array.from({ length: 5 }, item);
@@ -101,7 +111,7 @@ describe("recovery after a crash between the log and the files", () => {
 
   test("a torn bundle file is rewritten and the index equals a rebuild from the stored bundles", async () => {
     const paths = fresh();
-    const commit = new GroupCommit(paths);
+    const commit = new GroupCommit(paths, claimsDb(paths));
     for (const i of Array.from({ length: 3 }, item)) await commit.submit(i);
     // crash: the node died after logging, with one file torn and its rows never appended
     const items = crashAfterLog(paths, Array.from({ length: 2 }, item));

@@ -4,7 +4,7 @@ import { loadVectors } from "../core/vectors.ts";
 
 describe("when index rows are written as text", () => {
   test("the template gives exactly the canonical text of each row", async () => {
-    const { indexRowLines, indexRows } = await import("../../../src/storage/store.ts");
+    const { indexRowLines, indexRows } = await import("../../../src/storage/index-rows.ts");
     const { canonicalize, JsonFloat } = await import("../../../src/core/canonical.ts");
     for (const v of loadVectors("bundles")) {
       const b = parseBundle(v.wire);

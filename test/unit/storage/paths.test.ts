@@ -57,6 +57,7 @@ const positions: Position[] = [
       "policyHistoryFile",
       "policyChainDir",
       "quarantineDir",
+      "rejectedDir",
     ] as const
   ).map((m) => ({
     name: `DataPaths.${m}`,
@@ -70,7 +71,7 @@ const positions: Position[] = [
     call: (id) => dp.bundleFile(GOOD_BID, id as string),
     except: [undefined, null], // no village: the public bundle path
   },
-  ...(["quarantineFile", "quarantineMetaFile", "rejectedFile"] as const).flatMap((m) => [
+  ...(["quarantineFile", "quarantineMetaFile", "legacyQuarantineMetaFile", "rejectedFile", "rejectedMetaFile", "legacyRejectedMetaFile"] as const).flatMap((m) => [
     {
       name: `DataPaths.${m} (village id)`,
       code: "invalid_village_id" as const,
@@ -148,10 +149,12 @@ describe("DataPaths", () => {
     expect(dp.claimsIndexFile()).toBe(join(r, "store", "index", "claims.jsonl"));
     expect(dp.quarantineDir(GOOD_VID)).toBe(join(r, "store", "quarantine", GOOD_VID));
     expect(dp.quarantineFile(GOOD_VID, GOOD_BID)).toBe(join(r, "store", "quarantine", GOOD_VID, `${GOOD_BID}.json`));
-    expect(dp.quarantineMetaFile(GOOD_VID, GOOD_BID)).toBe(
-      join(r, "store", "quarantine", GOOD_VID, `${GOOD_BID}.meta.json`),
-    );
+    // review metadata in meta/, so every *.json directly in the folder is a held bundle
+    expect(dp.quarantineMetaFile(GOOD_VID, GOOD_BID)).toBe(join(r, "store", "quarantine", GOOD_VID, "meta", `${GOOD_BID}.json`));
+    expect(dp.legacyQuarantineMetaFile(GOOD_VID, GOOD_BID)).toBe(join(r, "store", "quarantine", GOOD_VID, `${GOOD_BID}.meta.json`));
     expect(dp.rejectedFile(GOOD_VID, GOOD_BID)).toBe(join(r, "store", "rejected", GOOD_VID, `${GOOD_BID}.json`));
+    expect(dp.rejectedMetaFile(GOOD_VID, GOOD_BID)).toBe(join(r, "store", "rejected", GOOD_VID, "meta", `${GOOD_BID}.json`));
+    expect(dp.legacyRejectedMetaFile(GOOD_VID, GOOD_BID)).toBe(join(r, "store", "rejected", GOOD_VID, `${GOOD_BID}.meta.json`));
     expect(dp.auditFile()).toBe(join(r, "store", "audit", "audit.log.jsonl"));
   });
 });

@@ -1,9 +1,10 @@
 /**
  * Step 2 of every village route: `Authorization: Bearer <token>` -> a live member of the village
  * (401 missing_token / invalid_token / revoked_token with `WWW-Authenticate`), then the route's
- * right checked against the village's current policy (403 forbidden). Failed attempts are
- * counted per client address by the auth-failure guard, which refuses (429) an address that has
- * used up its attempts before any token is looked at.
+ * right checked against the village's current policy (403 forbidden). Failed attempts, a request
+ * without a token included, are counted per client address by the auth-failure guard, which
+ * refuses (429) an address that has used up its attempts before any token is looked at: without
+ * that, requests with no token at all could be sent without end.
  */
 import type { MiddlewareHandler } from "hono";
 import { LinksError, type ErrorCode } from "../../../core/errors.ts";
@@ -50,7 +51,7 @@ export function bearerAuth(opts: AuthOptions): (right: Right) => MiddlewareHandl
       opts.failures?.check(c);
       const bearer = parseBearer(c.req.header("authorization"));
       if ("problem" in bearer) {
-        if (bearer.problem === "malformed") opts.failures?.record(c);
+        opts.failures?.record(c);
         unauthorized(c, "missing_token", "this route needs an Authorization: Bearer <token> header");
       }
       let member;

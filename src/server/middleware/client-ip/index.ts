@@ -1,17 +1,22 @@
 /**
  * The client's address. It comes from the connection (Bun's `server.requestIP`), never from a
  * header, unless the direct peer is a configured trusted proxy: then X-Forwarded-For is read
- * from the right and the first hop that is not a trusted proxy is the client.
+ * from the right and the first hop that is not a trusted proxy is the client. Per-address limits
+ * count IPv6 clients by prefix (`clientGroup`, /64 by default).
  */
 import type { MiddlewareHandler } from "hono";
 import { LinksError } from "../../../core/errors.ts";
 import type { AppContext, AppEnv, PeerServer } from "../../context.ts";
-import { normalizeIp } from "../../net.ts";
+import { addressGroup, normalizeIp } from "../../net.ts";
 
 export interface ClientIpOptions {
   /** addresses of reverse proxies whose X-Forwarded-* headers are believed */
   trustProxy: readonly string[];
+  /** IPv6 clients share per-address limits with their /N (default 64; 128: each address alone) */
+  ipv6Prefix?: number;
 }
+
+export const DEFAULT_IPV6_PREFIX = 64;
 
 export const UNKNOWN_PEER = "unknown";
 
@@ -65,12 +70,18 @@ export function forwardedClient(header: string | undefined, peer: string, truste
 
 export function clientIp(opts: ClientIpOptions): MiddlewareHandler<AppEnv> {
   const trusted = trustedProxySet(opts.trustProxy);
+  const prefix = opts.ipv6Prefix ?? DEFAULT_IPV6_PREFIX;
+  if (!Number.isInteger(prefix) || prefix < 1 || prefix > 128) {
+    throw new LinksError("invalid_argument", `ipv6Prefix must be an integer from 1 to 128, got ${prefix}`);
+  }
   return async (c, next) => {
     const peer = peerAddress(c);
     const viaProxy = trusted.has(peer);
+    const client = viaProxy ? forwardedClient(c.req.header("x-forwarded-for"), peer, trusted) : peer;
     c.set("peerIp", peer);
     c.set("viaTrustedProxy", viaProxy);
-    c.set("clientIp", viaProxy ? forwardedClient(c.req.header("x-forwarded-for"), peer, trusted) : peer);
+    c.set("clientIp", client);
+    c.set("clientGroup", addressGroup(client, prefix));
     await next();
   };
 }

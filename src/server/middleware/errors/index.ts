@@ -40,6 +40,9 @@ const GENERIC_DETAIL: Partial<Record<ErrorCode, string>> = {
   internal_error: "internal error",
 };
 
+/** 5xx answers that are decisions, not failures: their detail is sent and nothing is logged. */
+const REFUSALS_5XX: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["public_inbox_full"]);
+
 export function errorAnswer(c: AppContext, status: number, code: ErrorCode, detail: string): Response {
   return c.json({ detail, code }, status as ContentfulStatusCode);
 }
@@ -69,7 +72,7 @@ export function errorHandler(opts: ErrorsOptions): ErrorHandler<AppEnv> {
 
   return (err, c) => {
     if (err instanceof LinksError) {
-      if (err.status >= 500) {
+      if (err.status >= 500 && !REFUSALS_5XX.has(err.code)) {
         logFailure(c, err, err.status);
         return errorAnswer(c, err.status, err.code, GENERIC_DETAIL[err.code] ?? hidePaths(err.detail));
       }

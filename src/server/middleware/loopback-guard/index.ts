@@ -3,6 +3,12 @@
  * is not this host has crossed a network in clear. Such a request is refused (403 tls_required)
  * unless it came through a trusted proxy that says it received HTTPS, or the operator opted in
  * with allowInsecureRemote. The refusal cannot un-send the token; it makes the mistake loud.
+ *
+ * A request from a trusted proxy's address must say how the proxy's client connected
+ * (`X-Forwarded-Proto: https`): without the header the node cannot tell a request the proxy took
+ * over plain HTTP from one it took over TLS, so it is refused too, even when the proxy runs on
+ * this host. (A local tool that talks to the node directly from that same address looks like the
+ * proxy; it goes through the proxy's https:// address instead.)
  */
 import type { MiddlewareHandler } from "hono";
 import { LinksError } from "../../../core/errors.ts";
@@ -29,11 +35,9 @@ export function bearerTransportAllowed(args: {
   allowInsecureRemote: boolean;
 }): boolean {
   if (!args.hasAuthorization || args.secureTransport || args.allowInsecureRemote) return true;
-  // A trusted proxy that reports how its client connected speaks for that client, even when the
-  // proxy itself runs on this host (the usual TLS terminator on loopback): "http" there means
-  // the token crossed a network in clear.
-  const reported = args.viaTrustedProxy && args.forwardedProto !== undefined && args.forwardedProto.trim() !== "";
-  if (reported) return forwardedProtoIsHttps(args.forwardedProto);
+  // A trusted proxy speaks for its client, even when it runs on this host (the usual TLS
+  // terminator on loopback): only its "https" lets a token through; "http", or nothing, does not.
+  if (args.viaTrustedProxy) return forwardedProtoIsHttps(args.forwardedProto);
   return isLoopbackIp(args.peer);
 }
 
@@ -58,6 +62,13 @@ export function loopbackGuard(opts: LoopbackGuardOptions): MiddlewareHandler<App
       forwardedProto: c.req.header("x-forwarded-proto"),
       allowInsecureRemote: opts.allowInsecureRemote,
     });
+    if (!allowed && c.get("viaTrustedProxy")) {
+      throw new LinksError(
+        "tls_required",
+        "bearer tokens through a trusted proxy need X-Forwarded-Proto: https from it, and this request did not carry it: " +
+          "make the proxy set the header (and take clients over TLS only), or reach the node through the proxy's https:// address",
+      );
+    }
     if (!allowed) {
       throw new LinksError(
         "tls_required",

@@ -14,8 +14,15 @@ import type { LimitResult, RateLimiter } from "./limiter.ts";
 
 export { RateLimiter, LIMITER_DEFAULTS, type LimiterOptions, type LimitResult } from "./limiter.ts";
 
+/** A plain tally of refusals, one per limit, that the node's metrics read. */
+export interface RefusalTally {
+  refused: number;
+}
+
 export interface RateLimitOptions {
   limiter: RateLimiter;
+  /** counted on every 429 this limit answers */
+  refusals?: RefusalTally;
   /** the counter's key; keys of different limits must not collide (prefix them) */
   key: (c: AppContext) => string;
   /** requests allowed per window for this request's key */
@@ -49,7 +56,10 @@ export function rateLimit(opts: RateLimitOptions): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const result = opts.limiter.consume(opts.key(c), opts.limit(c));
     setRateLimitHeaders(c, result, windowSeconds);
-    if (!result.allowed) refuse(c, result, windowSeconds, "too many requests");
+    if (!result.allowed) {
+      if (opts.refusals) opts.refusals.refused++;
+      refuse(c, result, windowSeconds, "too many requests");
+    }
     await next();
   };
 }
@@ -61,18 +71,19 @@ export interface AuthFailureGuard {
   record(c: AppContext): void;
 }
 
-export function authFailureGuard(opts: { limiter: RateLimiter; perWindow: number }): AuthFailureGuard {
+export function authFailureGuard(opts: { limiter: RateLimiter; perWindow: number; refusals?: RefusalTally }): AuthFailureGuard {
   checkLimiter(opts.limiter, "auth-failure guard");
   if (!Number.isSafeInteger(opts.perWindow) || opts.perWindow < 1) {
     throw new LinksError("invalid_argument", `auth-failure guard: perWindow must be a positive integer, got ${opts.perWindow}`);
   }
   const windowSeconds = Math.round(opts.limiter.windowMs / 1000);
-  const key = (c: AppContext): string => `auth-fail:${c.get("clientIp")}`;
+  const key = (c: AppContext): string => `auth-fail:${c.get("clientGroup")}`;
   return {
     check(c) {
       const result = opts.limiter.peek(key(c), opts.perWindow);
       if (result.allowed) return;
       setRateLimitHeaders(c, result, windowSeconds);
+      if (opts.refusals) opts.refusals.refused++;
       refuse(c, result, windowSeconds, "too many failed authentications from this address");
     },
     record(c) {

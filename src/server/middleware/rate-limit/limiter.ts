@@ -48,6 +48,8 @@ export const LIMITER_DEFAULTS = { capacity: 100_000, windowMs: 60_000, sketchWid
 
 const COUNT_BITS = 2 ** 21; // counts are capped below this; the window index sits above it
 const MAX_COUNT = COUNT_BITS - 1;
+/** The largest count a key can hold (a higher limit could never be reached). */
+export const LIMITER_MAX_COUNT = MAX_COUNT;
 
 function positiveInt(name: string, value: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isSafeInteger(value) || value < 1 || value > max) {
@@ -96,10 +98,11 @@ export class RateLimiter {
     return { allowed: count < limit, limit, remaining: Math.max(0, limit - count), resetSeconds };
   }
 
-  /** Counts one event for key with no limit attached (e.g. a failed authentication). */
-  record(key: string): void {
+  /** Counts `amount` events (default one) for key with no limit attached (e.g. a failed authentication). */
+  record(key: string, amount = 1): void {
+    if (!Number.isSafeInteger(amount) || amount < 0) throw new RangeError(`rate limiter: amount must be a non-negative integer, got ${amount}`);
     const { window, count } = this.read(key);
-    this.store(key, window, count + 1);
+    this.store(key, window, count + amount);
   }
 
   /** Drops every key whose window has ended (they sit at the head). */

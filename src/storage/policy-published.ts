@@ -1,0 +1,60 @@
+/**
+ * The policy chain as this node publishes it. The head is always the hash of the village's
+ * current policy (village.json); the chain is the history ending at that head: rows written after
+ * it (a write of village.json that failed after its history row) are left out, and a policy with
+ * no history row gets an unsigned entry of its own.
+ *
+ * The head is read from the chain's memory (policy-head.ts) without reading the history, so
+ * `policy/latest` costs the same whatever the history's length. Only a village whose current
+ * policy is neither the last history entry nor the one before the latest write (village.json
+ * edited by hand) needs the whole chain, once per version of its files.
+ */
+import { policyHash } from "../core/policy-update.ts";
+import type { DataPaths } from "./paths.ts";
+import { currentHead, synthesizedHead, type ChainHead } from "./policy-head.ts";
+import { historyBytes, policyChain, type ChainEntry } from "./policy-history.ts";
+import type { Village } from "./villages.ts";
+
+const headHashes = new WeakMap<Village, string>();
+
+/** The hash of the village's current policy (computed once per village version). */
+export function villageHeadHash(village: Village): string {
+  let hash = headHashes.get(village);
+  if (hash === undefined) {
+    hash = policyHash(village.policy);
+    headHashes.set(village, hash);
+  }
+  return hash;
+}
+
+/** The whole chain as published, ending at the village's current policy. */
+export function publishedChain(paths: DataPaths, village: Village): ChainEntry[] {
+  const head = villageHeadHash(village);
+  const chain = policyChain(paths, village.village_id);
+  for (let i = chain.length - 1; i >= 0; i--) {
+    if (chain[i]?.policy_hash === head) return chain.slice(0, i + 1);
+  }
+  return [...chain, synthesizedHead(village, chain.at(-1) ?? null)];
+}
+
+const slowHeads = new WeakMap<Village, { bytes: number; entry: ChainEntry }>();
+
+/** The chain's last published entry, the one `policy/latest` serves. */
+export function publishedHead(paths: DataPaths, village: Village): ChainEntry {
+  const hash = villageHeadHash(village);
+  let memory: ChainHead | null;
+  try {
+    memory = currentHead(paths, village.village_id);
+  } catch {
+    memory = null; // the memory could not be rebuilt (a read-only data directory): read the chain
+  }
+  if (memory?.last === null) return synthesizedHead(village, null);
+  if (memory?.last?.policy_hash === hash) return memory.last;
+  if (memory?.before?.policy_hash === hash) return memory.before;
+  const bytes = memory?.history_bytes ?? historyBytes(paths, village.village_id);
+  const cached = slowHeads.get(village);
+  if (cached && cached.bytes === bytes) return cached.entry;
+  const entry = publishedChain(paths, village).at(-1) as ChainEntry;
+  slowHeads.set(village, { bytes, entry });
+  return entry;
+}
