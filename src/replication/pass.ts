@@ -24,6 +24,7 @@ import { isLinksError, LinksError } from "../core/errors.ts";
 import { policyHash } from "../core/policy-update.ts";
 import { withOwners } from "../storage/claims-db.ts";
 import { withFileLockIfFree } from "../storage/flock.ts";
+import { policyChain } from "../storage/policy.ts";
 import type { GroupCommit } from "../storage/group-commit.ts";
 import { submitToVillage } from "../storage/inbox.ts";
 import type { DataPaths } from "../storage/paths.ts";
@@ -193,9 +194,12 @@ async function policyStep(remote: PeerRemote, paths: DataPaths, vid: string): Pr
     return { localHead: head, remoteHead: pulled.remote_head, drift: "aligned" };
   } catch (e) {
     if (!isLinksError(e) || e.code !== "policy_rollback") throw e;
-    // The peer is at a policy older than ours: it catches up by pulling from us.
+    // Not an error when the peer's head is a policy we had before ours: it is behind us and
+    // catches up by pulling from us. Anything else refused as a rollback (an update dated before
+    // our newest one, a replay) stays refused.
     const localHead = policyHash(readVillage(paths, vid).policy);
     const head = await remoteHead(remote, vid, localHead);
+    if (!policyChain(paths, vid).some((entry) => entry.policy_hash === head.hash)) throw e;
     return { localHead, remoteHead: head.hash, drift: "ahead" };
   }
 }

@@ -148,6 +148,36 @@ describe("a sync pass with a peer", () => {
     expect(storedIds(b)).toEqual([]);
   });
 
+  test("a peer serving an update older than our newest one is refused as a rollback, not taken for a peer behind us", async () => {
+    const signer = keypair();
+    const guarded = { require_policy_signature: true, policy_signer_allowlist: [signer.keyHash], policy_signature_threshold_m: 1 };
+    const { a, b } = setUp({ peerPolicy: { policy: guarded } });
+    const base = readVillage(a.paths, VID).policy;
+    const u1 = addPolicySignature(
+      newPolicyUpdate({ villageId: VID, policy: { ...base, max_window_days: 12 }, actor: "alice", previousPolicyHash: policyHash(base) }),
+      signer.seed,
+    );
+    expect((await a.send("POST", `/villages/${VID}/policy`, { token: a.tokens.admin, body: toJsonText(policyUpdateToJson(u1)) })).status).toBe(200);
+    addPeerOf(b, a.url, a.tokens.observer);
+    expect(await syncPeer({ paths: b.paths }, { village: VID, url: a.url })).toMatchObject({ status: "ok" });
+    expect(policyHash(readVillage(b.paths, VID).policy)).toBe(u1.policy_hash);
+    // a relay claims a newer head whose update is dated before u1 (a replayed or backdated update)
+    const old = addPolicySignature(
+      newPolicyUpdate({ villageId: VID, policy: { ...base, max_window_days: 3 }, actor: "mallory", previousPolicyHash: u1.policy_hash, createdAt: "2020-01-01T00:00:00Z" }),
+      signer.seed,
+    );
+    const relay = startRelay(a.url, (_req, url) => {
+      if (url.pathname.endsWith("/policy/latest")) return Response.json({ ...(policyUpdateToJson(old) as object), artifact: policyUpdateToJson(old), signed: true });
+      if (url.pathname.endsWith("/policy/updates")) return Response.json({ updates: [policyUpdateToJson(old)], next_cursor: null, head: old.policy_hash });
+      return null;
+    });
+    relays.push(relay);
+    addPeerOf(b, relay.url, a.tokens.observer);
+    const r = await syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
+    expect(r).toMatchObject({ status: "failed", code: "policy_rollback", pulled: 0 });
+    expect(policyHash(readVillage(b.paths, VID).policy)).toBe(u1.policy_hash);
+  });
+
   test("another pass holding the peer makes this one report in_progress at once, touching nothing", async () => {
     const { a, b } = setUp();
     await a.push();
