@@ -26,6 +26,7 @@ const main = {
     quarantine: () => import("./cli/quarantine.ts").then((m) => m.default),
     sync: () => import("./cli/sync.ts").then((m) => m.default),
     audit: () => import("./cli/audit.ts").then((m) => m.default),
+    peers: () => import("./cli/peers.ts").then((m) => m.default),
   },
 };
 

@@ -6,6 +6,7 @@ import { checkpointsBench } from "./checkpoints.ts";
 import { ingestBench } from "./ingest.ts";
 import { memoryBench } from "./memory.ts";
 import { queryBench } from "./query.ts";
+import { replicationBench } from "./replication.ts";
 import { scaleBench } from "./scale.ts";
 import { newUserBench } from "./new-user.ts";
 
@@ -21,6 +22,7 @@ const sections: Array<[string, () => Promise<Array<[string, string]>>]> = [
   ["query", queryBench],
   ["scale", scaleBench],
   ["memory", memoryBench],
+  ["replication", replicationBench],
 ];
 
 const table: Array<[string, string, string]> = [];

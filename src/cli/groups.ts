@@ -12,6 +12,7 @@ export const GROUPS = {
   quarantine: "Review bundles held by village policy",
   sync: "Push bundles to and pull bundles from other nodes",
   audit: "Read the append-only audit log and verify it against the node's signed checkpoints",
+  peers: "Replicate villages with other nodes: add, list, remove, sync and status of peers",
 } as const;
 
 export type GroupName = keyof typeof GROUPS;

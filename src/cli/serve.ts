@@ -49,6 +49,7 @@ export default defineCommand({
     "node-key": { type: "string", description: "Private key file that signs the audit checkpoints (default: <data>/node/ed25519.key, made on first start)", valueHint: "file" },
     "node-name": { type: "string", description: "The node's name in its audit checkpoints (default: the host name)", valueHint: "name" },
     "checkpoint-interval": { type: "string", description: "Seconds between signing the audit trees that grew (0: only when a checkpoint is asked for)", default: "2", valueHint: "seconds" },
+    "sync-interval": { type: "string", description: "Seconds between syncs with each peer (links peers; 0: off)", default: "30", valueHint: "seconds" },
   },
   async run({ args, rawArgs }) {
     if (!/^\d+$/.test(args.port) || Number(args.port) > 65535) {
@@ -73,6 +74,7 @@ export default defineCommand({
       nodeKeyFile: args["node-key"],
       nodeName: args["node-name"],
       checkpointIntervalMs: parseSeconds(args["checkpoint-interval"], "checkpoint-interval"),
+      syncIntervalMs: parseSeconds(args["sync-interval"], "sync-interval"),
     });
   },
 });

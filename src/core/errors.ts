@@ -61,6 +61,8 @@ export const ERROR_STATUS = {
   policy_update_not_found: 404,
   // audit log: a history that is not an extension of one already signed or seen
   audit_inconsistent: 409,
+  // replication: a peer's identity key is not the one pinned on first contact
+  node_key_changed: 409,
   // resources
   not_found: 404,
   village_not_found: 404,
@@ -69,6 +71,8 @@ export const ERROR_STATUS = {
   village_exists: 409,
   member_exists: 409,
   member_revoked: 409,
+  peer_exists: 409,
+  peer_not_found: 404,
   file_exists: 409,
   data_dir_in_use: 409,
   method_not_allowed: 405,

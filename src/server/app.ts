@@ -29,6 +29,7 @@ import { RouteTable } from "./route-table.ts";
 import { adminRoutes } from "./routes/admin.tsx";
 import { recentAuditRoutes } from "./routes/audit-recent.ts";
 import { auditRoutes } from "./routes/audit.ts";
+import { bundlesRoutes } from "./routes/bundles.ts";
 import { claimsRoutes } from "./routes/claims.ts";
 import type { RouteDeps } from "./routes/deps.ts";
 import { inboxRoutes } from "./routes/inbox.ts";
@@ -36,6 +37,7 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { myVillagesRoutes } from "./routes/my-villages.ts";
 import { openApiRoutes } from "./routes/openapi.ts";
 import { policyFeedRoutes } from "./routes/policy-feed.ts";
+import { peersRoutes } from "./routes/peers.ts";
 import { policyRoutes } from "./routes/policy.ts";
 import { publicRoutes } from "./routes/public.ts";
 import { quarantineRoutes } from "./routes/quarantine.ts";
@@ -99,6 +101,9 @@ export interface LinksApp {
   app: Hono<AppEnv>;
   /** every route the app serves, with its description (the OpenAPI document's source) */
   routes: RouteTable;
+  /** the node's group commit and claims database, for work beside the HTTP routes (the sync loop) */
+  commit: GroupCommit;
+  claimsDb: ClaimsDb;
   /**
    * Finishes the commits in flight, checkpoints, signs the audit trees that grew, closes the
    * databases and releases the rate limiter's memory; the app answers nothing useful after.
@@ -212,12 +217,16 @@ export function createApp(opts: ServerOptions): LinksApp {
   metricsRoutes(deps, { public: o.metricsPublic });
   openApiRoutes(deps);
   auditRoutes(deps);
+  bundlesRoutes(deps);
+  peersRoutes(deps);
   void publicInbox?.start();
 
   let closing: Promise<void> | null = null;
   return {
     app,
     routes,
+    commit,
+    claimsDb,
     close: () =>
       (closing ??= (async () => {
         await commit.close();

@@ -10,6 +10,8 @@ import { recover } from "../storage/group-commit.ts";
 import { identityFromKeyFile } from "../storage/node-identity.ts";
 import { DataPaths } from "../storage/paths.ts";
 import { lockDataDirForServe } from "../storage/serve-lock.ts";
+import { startSyncLoop } from "../replication/loop.ts";
+import { SYNC_DEFAULTS } from "../replication/pass.ts";
 import { createApp, DEFAULTS, type ServerOptions } from "./app.ts";
 import { isLoopbackHost, urlHost } from "./net.ts";
 
@@ -23,6 +25,8 @@ export interface ServeOptions extends ServerOptions {
   announce?: (line: string) => void;
   /** the private key file audit checkpoints are signed with (default: <data>/node/ed25519.key, made if missing) */
   nodeKeyFile?: string | undefined;
+  /** how often to sync with each configured peer, in ms (0: never in the background) */
+  syncIntervalMs?: number;
 }
 
 export interface ServerHandle {
@@ -53,14 +57,16 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const lock = lockDataDirForServe(paths);
   let app: ReturnType<typeof createApp>["app"];
   let closeApp: () => Promise<void>;
+  let commit: ReturnType<typeof createApp>["commit"];
+  let claimsDb: ReturnType<typeof createApp>["claimsDb"];
   try {
     const recovered = recover(paths);
     if (recovered.repaired > 0) {
       announce(`links: recovered ${recovered.repaired} of ${recovered.logged} bundles from the ingest log after a crash`);
     }
     const identity = opts.nodeKeyFile === undefined ? undefined : await identityFromKeyFile(opts.nodeKeyFile, opts.nodeName, (m) => announce(`links: warning: ${m}`));
-    const { bind: _bind, port: _port, handleSignals: _signals, announce: _announce, nodeKeyFile: _key, ...appOptions } = opts;
-    ({ app, close: closeApp } = createApp({ ...appOptions, dataDir, allowInsecureRemote, ...(identity ? { identity } : {}) }));
+    const { bind: _bind, port: _port, handleSignals: _signals, announce: _announce, nodeKeyFile: _key, syncIntervalMs: _sync, ...appOptions } = opts;
+    ({ app, close: closeApp, commit, claimsDb } = createApp({ ...appOptions, dataDir, allowInsecureRemote, ...(identity ? { identity } : {}) }));
   } catch (e) {
     lock.release();
     throw e;
@@ -105,11 +111,13 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const warning = insecureBindWarning(opts.bind, allowInsecureRemote);
   if (warning) announce(warning);
   announce(`links: listening on http://${urlHost(hostname)}:${port} (data ${dataDir})`);
+  const syncIntervalMs = opts.syncIntervalMs ?? SYNC_DEFAULTS.intervalMs;
+  const sync = syncIntervalMs > 0 ? startSyncLoop({ paths, commit, owners: claimsDb, intervalMs: syncIntervalMs, log: opts.logger ?? DEFAULTS.logger }) : null;
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      await server.stop();
+      await Promise.all([server.stop(), sync?.stop()]);
       // Removed only now, so a second signal while requests finish still reaches onSignal.
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);

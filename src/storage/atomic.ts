@@ -7,6 +7,7 @@ import {
   closeSync,
   constants,
   fchmodSync,
+  fsync,
   fsyncSync,
   linkSync,
   openSync,
@@ -89,6 +90,36 @@ export function atomicWrite(path: string, data: string | Uint8Array, opts?: Atom
     renameSync(temp, path);
     temp = undefined;
     if (opts?.sync ?? true) fsyncDir(dirname(path));
+  } catch (e) {
+    if (temp !== undefined) removeQuietly(temp);
+    throw storageError(e, `writing ${path}`);
+  }
+}
+
+function fsyncOffThread(path: string): Promise<void> {
+  const fd = openSync(path, constants.O_RDONLY);
+  return new Promise<void>((resolve, reject) => {
+    fsync(fd, (e) => {
+      closeQuietly(fd);
+      if (e) reject(e);
+      else resolve();
+    });
+  });
+}
+
+/**
+ * atomicWrite for a server's event loop: the same temp file, fsync, rename and fsync of the
+ * directory, with both fsyncs run off the main thread (a busy disk can take a fsync hundreds of
+ * milliseconds, which the node's own requests must not wait for).
+ */
+export async function atomicWriteAsync(path: string, data: string | Uint8Array, opts?: { mode?: number }): Promise<void> {
+  let temp: string | undefined;
+  try {
+    temp = writeTemp(path, data, opts?.mode ?? 0o644, false);
+    await fsyncOffThread(temp);
+    renameSync(temp, path);
+    temp = undefined;
+    await fsyncOffThread(dirname(path));
   } catch (e) {
     if (temp !== undefined) removeQuietly(temp);
     throw storageError(e, `writing ${path}`);

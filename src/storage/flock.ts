@@ -238,3 +238,27 @@ export async function withFileLock<T>(
     release();
   }
 }
+
+/**
+ * Runs fn while holding an exclusive flock on lockPath, if the lock is free; resolves to
+ * `{ held: false }` at once, without waiting, when another process (or this one) holds it.
+ */
+export async function withFileLockIfFree<T>(lockPath: string, fn: () => T | Promise<T>): Promise<{ held: true; value: T } | { held: false }> {
+  const key = resolve(lockPath);
+  if (held.has(key)) return { held: false };
+  const fd = openLockFile(key);
+  let locked = false;
+  try {
+    locked = tryLockFd(fd, "exclusive");
+    if (!locked) return { held: false };
+    held.add(key);
+    return { held: true, value: await fn() };
+  } finally {
+    if (locked) {
+      held.delete(key);
+      unlockAndClose(fd);
+    } else {
+      closeSync(fd);
+    }
+  }
+}

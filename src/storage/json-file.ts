@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { LinksError, storageError } from "../core/errors.ts";
-import { atomicWrite, writeNewFileAtomic } from "./atomic.ts";
+import { atomicWrite, atomicWriteAsync, writeNewFileAtomic } from "./atomic.ts";
 
 /** The parsed file, or null when it does not exist. A corrupt file is an error naming it. */
 export function readJsonFile(path: string): JsonValue | null {
@@ -24,4 +24,9 @@ export function writeJsonFile(path: string, value: unknown, opts: { exclusive?: 
   const text = `${toJsonText(value as JsonValue)}\n`;
   if (opts.exclusive) writeNewFileAtomic(path, text, { sync: opts.sync ?? true });
   else atomicWrite(path, text, { sync: opts.sync ?? true });
+}
+
+/** writeJsonFile's replace, with the fsyncs off the event loop (see atomicWriteAsync). */
+export function writeJsonFileAsync(path: string, value: unknown): Promise<void> {
+  return atomicWriteAsync(path, `${toJsonText(value as JsonValue)}\n`);
 }

@@ -9,6 +9,8 @@ import { BUNDLE_ID_RE } from "../core/bundle.ts";
 export const VILLAGE_ID_RE = /^[a-zA-Z0-9_-]{1,64}$/;
 export { BUNDLE_ID_RE };
 export const MEMBER_ID_RE = /^[a-zA-Z0-9_.@-]{1,128}$/;
+/** A peer of a village is named by the first 16 hex characters of sha256 of its URL. */
+export const PEER_ID_RE = /^[0-9a-f]{16}$/;
 
 function show(value: unknown): string {
   if (typeof value !== "string") return `a ${value === null ? "null" : typeof value}`;
@@ -49,6 +51,10 @@ export function assertMemberId(id: unknown): string {
     (s) => MEMBER_ID_RE.test(s) && !s.startsWith("."),
     id,
   );
+}
+
+function checkPeerId(id: string): string {
+  return check("invalid_argument", "peer id", "must be 16 lowercase hex characters", (s) => PEER_ID_RE.test(s), id);
 }
 
 export class DataPaths {
@@ -190,6 +196,21 @@ export class DataPaths {
   /** The Merkle trees derived from the audit file (safe to delete: rebuilt from it). */
   auditIndexFile(): string {
     return this.under("store", "index", "audit.sqlite");
+  }
+
+  /** The peers this node replicates villages with, and their tokens (mode 0600). */
+  peersFile(): string {
+    return this.under("replication", "peers.json");
+  }
+
+  /** What the last sync with one peer of a village recorded: cursor, counters, errors, pins. */
+  peerStateFile(vid: string, peerId: string): string {
+    return this.under("replication", assertVillageId(vid), `${checkPeerId(peerId)}.json`);
+  }
+
+  /** Held while a sync pass with that peer runs (one pass per peer at a time, across processes). */
+  peerLockFile(vid: string, peerId: string): string {
+    return this.under("replication", assertVillageId(vid), `${checkPeerId(peerId)}.lock`);
   }
 
   /** The node's identity key pair (ed25519.key, ed25519.pub), made on first `serve`. */

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { atomicWrite, writeNewFileAtomic } from "../../../src/storage/atomic.ts";
+import { atomicWrite, atomicWriteAsync, writeNewFileAtomic } from "../../../src/storage/atomic.ts";
 
 let dir: string;
 beforeEach(() => {
@@ -55,6 +55,26 @@ describe("atomicWrite", () => {
     mkdirSync(target);
     writeFileSync(join(target, "inside"), "keep");
     expect(() => atomicWrite(target, "data")).toThrow(expect.objectContaining({ code: "storage_error" }));
+    expect(readFileSync(join(target, "inside"), "utf8")).toBe("keep");
+    expect(tempsIn(dir)).toEqual([]);
+  });
+});
+
+describe("atomicWriteAsync", () => {
+  test("replaces the content with the given mode and leaves no temp file", async () => {
+    const file = join(dir, "state", "peer.json");
+    await atomicWriteAsync(file, "old");
+    await atomicWriteAsync(file, '{"cursor":"x"}', { mode: 0o600 });
+    expect(readFileSync(file, "utf8")).toBe('{"cursor":"x"}');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(tempsIn(join(dir, "state"))).toEqual([]);
+  });
+
+  test("rejects with storage_error and leaves the target untouched when the rename fails", async () => {
+    const target = join(dir, "target");
+    mkdirSync(target);
+    writeFileSync(join(target, "inside"), "keep");
+    await expect(atomicWriteAsync(target, "data")).rejects.toMatchObject({ code: "storage_error" });
     expect(readFileSync(join(target, "inside"), "utf8")).toBe("keep");
     expect(tempsIn(dir)).toEqual([]);
   });
