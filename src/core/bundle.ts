@@ -3,7 +3,9 @@
  */
 import { z } from "zod";
 import { decodeBase64, encodeBase64 } from "./base64.ts";
-import { assertMaxDepth, canonicalize, parseJson, sha256Hex } from "./canonical.ts";
+import { assertMaxDepth, canonicalize, JsonFloat, parseJson, sha256Hex, type JsonValue } from "./canonical.ts";
+import { parseCanonicalText } from "./canonical-fast.ts";
+import { normalizeDatetime } from "./datetime.ts";
 import { publicKeyFromSeed, sign, verify } from "./ed25519.ts";
 import { LinksError, type ErrorCode } from "./errors.ts";
 import { parseWith, zDatetime, zInt, zJson } from "./schema.ts";
@@ -45,9 +47,70 @@ export function normalizeBundle(raw: unknown): Bundle {
   return parseWith(BundleSchema, raw, "bundle");
 }
 
-/** Parses bundle text or bytes losslessly and normalizes it. */
+/**
+ * The canonical text of bundles that arrived exactly canonical: verification and storage reuse it
+ * instead of serializing the bundle again. Such bundles are frozen, so the text stays theirs.
+ */
+const canonicalTexts = new WeakMap<Bundle, string>();
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Parses bundle text or bytes losslessly and normalizes it. A body that is already the canonical
+ * text of a normalized bundle (what `links claims sign` and Python Links write) takes the fast
+ * path; anything else the general parser and schema, which also give every error.
+ */
 export function parseBundle(input: string | Uint8Array): Bundle {
-  return normalizeBundle(parseJson(input));
+  let text: string;
+  try {
+    text = typeof input === "string" ? input : utf8.decode(input);
+  } catch {
+    return normalizeBundle(parseJson(input)); // throws the precise UTF-8 error
+  }
+  const fast = parseCanonicalText(text);
+  const bundle = fast === undefined ? null : asNormalizedBundle(fast);
+  if (bundle === null) return normalizeBundle(parseJson(text));
+  canonicalTexts.set(Object.freeze(bundle), text);
+  return bundle;
+}
+
+const BUNDLE_KEYS = ["bundle_id", "claims", "created_at", "issuer", "public_key", "signature", "signature_alg", "window_days"];
+const CLAIM_KEYS = ["computed_at", "derivation", "evidence", "issuer", "object", "predicate", "subject", "value", "window_days"];
+
+function hasExactly(v: unknown, keys: string[]): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof JsonFloat) return false;
+  const own = Object.keys(v);
+  return own.length === keys.length && keys.every((k) => Object.hasOwn(v, k));
+}
+
+const isInt = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v);
+// The claims of a bundle usually share one computed_at: remember the last one that passed.
+let lastNormalized = "";
+const isNormalizedDatetime = (v: unknown): boolean => {
+  if (typeof v !== "string") return false;
+  if (v === lastNormalized) return true;
+  if (normalizeDatetime(v) !== v) return false;
+  lastNormalized = v;
+  return true;
+};
+const isStringOrNull = (v: unknown): boolean => v === null || typeof v === "string";
+
+/**
+ * The value as a Bundle when it already is exactly what BundleSchema would make of it (every
+ * field present, typed and normalized, nothing else), else null. Never more permissive than the
+ * schema: the null answer sends the value through the schema.
+ */
+function asNormalizedBundle(v: JsonValue): Bundle | null {
+  if (!hasExactly(v, BUNDLE_KEYS)) return null;
+  if (typeof v.bundle_id !== "string" || typeof v.issuer !== "string" || typeof v.signature_alg !== "string") return null;
+  if (!isNormalizedDatetime(v.created_at) || !isInt(v.window_days) || !isStringOrNull(v.public_key) || !isStringOrNull(v.signature)) return null;
+  if (!Array.isArray(v.claims)) return null;
+  for (const c of v.claims) {
+    if (!hasExactly(c, CLAIM_KEYS)) return null;
+    if (typeof c.issuer !== "string" || typeof c.subject !== "string" || typeof c.predicate !== "string") return null;
+    if (!isStringOrNull(c.object) || !isStringOrNull(c.derivation) || !isInt(c.window_days) || !isNormalizedDatetime(c.computed_at)) return null;
+    if (!Array.isArray(c.evidence) || !c.evidence.every((e) => typeof e === "string")) return null;
+  }
+  return v as unknown as Bundle;
 }
 
 /**
@@ -56,9 +119,24 @@ export function parseBundle(input: string | Uint8Array): Bundle {
  * is put in front of it.
  */
 function payloadWithId(bundle: Bundle): (bundleId: string) => string {
-  const { bundle_id: _id, public_key: _pk, signature: _sig, ...rest } = bundle;
-  const tail = canonicalize(rest).slice(1); // drop the opening brace
+  const text = canonicalTexts.get(bundle);
+  const tail = text === undefined ? payloadTail(bundle) : payloadTailOf(text, bundle);
   return (bundleId) => `{"bundle_id":${canonicalize(bundleId)},${tail}`;
+}
+
+/** The payload's canonical text after `{"bundle_id":...,`. */
+function payloadTail(bundle: Bundle): string {
+  const { bundle_id: _id, public_key: _pk, signature: _sig, ...rest } = bundle;
+  return canonicalize(rest).slice(1); // drop the opening brace
+}
+
+/**
+ * The same, cut from the bundle's own canonical text: drop `,"public_key":...,"signature":...`
+ * (see withSignature for why the last `,"public_key":` and `,"signature_alg":` are the top-level keys).
+ */
+function payloadTailOf(text: string, bundle: Bundle): string {
+  const start = `{"bundle_id":${canonicalize(bundle.bundle_id)},`.length;
+  return text.slice(start, text.lastIndexOf(',"public_key":')) + text.slice(text.lastIndexOf(',"signature_alg":'));
 }
 
 export function computeBundleId(bundle: Bundle): string {
@@ -109,7 +187,8 @@ export function verifyBundle(bundle: Bundle): BundleVerification {
 export function verifyWithText(bundle: Bundle): { verification: BundleVerification; text: string | null } {
   let payloadText: string | null = null;
   const verification = check(bundle, (t) => (payloadText = t));
-  return { verification, text: verification.valid && payloadText !== null ? withSignature(payloadText, bundle) : null };
+  const stored = canonicalTexts.get(bundle) ?? (payloadText === null ? null : withSignature(payloadText, bundle));
+  return { verification, text: verification.valid ? stored : null };
 }
 
 /**

@@ -389,7 +389,7 @@ function emitObject(obj: { [key: string]: JsonValue }, ascii: boolean): string {
 const HAS_SURROGATE = /[\ud800-\udfff]/;
 
 /** Sorts in place by Unicode code point; the native UTF-16 sort is the same order without surrogates. */
-function sortByCodePoint(keys: string[]): string[] {
+export function sortByCodePoint(keys: string[]): string[] {
   return keys.some((k) => HAS_SURROGATE.test(k)) ? keys.sort(compareCodePoints) : keys.sort();
 }
 
@@ -411,10 +411,16 @@ export function compareCodePoints(a: string, b: string): number {
   return a.length - b.length;
 }
 
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+/** What canonical JSON escapes, or refuses (unpaired surrogates). */
+export const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 // Python's ensure_ascii escapes everything outside " "..."~", DEL (U+007F) included.
 const NEEDS_ESCAPE_ASCII = /["\\\u0000-\u001f\u007f-\uffff]/;
 const SHORT_ESCAPES: Record<number, string> = { 0x22: '\\"', 0x5c: "\\\\", 0x08: "\\b", 0x0c: "\\f", 0x0a: "\\n", 0x0d: "\\r", 0x09: "\\t" };
+
+/** A string as canonical JSON writes it (throws on an unpaired surrogate). */
+export function quoteCanonical(s: string): string {
+  return quote(s, false);
+}
 
 function quote(s: string, ascii: boolean): string {
   if (!(ascii ? NEEDS_ESCAPE_ASCII : NEEDS_ESCAPE).test(s)) return '"' + s + '"';

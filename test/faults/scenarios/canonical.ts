@@ -14,6 +14,7 @@ import {
   parseJson,
   type JsonValue,
 } from "../../../src/core/canonical.ts";
+import { parseCanonicalText } from "../../../src/core/canonical-fast.ts";
 import { LinksError } from "../../../src/core/errors.ts";
 
 // ---------------------------------------------------------------- values
@@ -128,6 +129,7 @@ export interface DifferentialStats {
 /** The verdict of parseJson on a text agrees with JSON.parse's, as described above. Throws on disagreement. */
 export function judgeText(text: string, stats: DifferentialStats): void {
   stats.texts++;
+  fastPathAgrees(text);
   let native: unknown;
   let nativeOk = true;
   try {
@@ -185,8 +187,31 @@ function sameAsNative(ours: JsonValue, native: unknown): boolean {
 }
 
 /** canonicalize(v) reads back (parseJson) to a value with the same canonical text, also via the ASCII form. */
+/**
+ * The canonical fast path (src/core/canonical-fast.ts) takes a text exactly when the lossless
+ * parser reads it and canonicalizes it back to the same text, and then reads the same value.
+ * Only ints past 2^53 and a "__proto__" key are left to the lossless parser on purpose.
+ */
+export function fastPathAgrees(text: string): void {
+  const fast = parseCanonicalText(text);
+  let canonicalOfLossless: string | null = null;
+  try {
+    canonicalOfLossless = canonicalize(parseJson(text));
+  } catch {
+    // refused by the lossless parser: the fast path must refuse too
+  }
+  const isCanonical = canonicalOfLossless === text;
+  if (fast === undefined) {
+    if (isCanonical && !/\d{16}|"__proto__"/.test(text)) throw new Error(`the fast path refused canonical text ${JSON.stringify(text).slice(0, 200)}`);
+    return;
+  }
+  if (!isCanonical) throw new Error(`the fast path took non-canonical text ${JSON.stringify(text).slice(0, 200)}`);
+  if (canonicalize(fast) !== text) throw new Error(`the fast path read a different value from ${JSON.stringify(text).slice(0, 200)}`);
+}
+
 export function roundTrips(v: JsonValue): void {
   const canon = canonicalize(v);
+  fastPathAgrees(canon);
   const back = canonicalize(parseJson(canon));
   if (back !== canon) throw new Error(`round trip changed ${canon.slice(0, 120)} into ${back.slice(0, 120)}`);
   const ascii = canonicalizeAscii(v);

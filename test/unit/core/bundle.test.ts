@@ -10,7 +10,11 @@ import {
   signBundle,
   signedBytes,
   verifyBundle,
+  verifyWithText,
 } from "../../../src/core/bundle.ts";
+import fc from "fast-check";
+import { canonicalize, JsonFloat, parseJson, type JsonValue } from "../../../src/core/canonical.ts";
+import { valueArbitrary } from "../../faults/scenarios/canonical.ts";
 import { LinksError } from "../../../src/core/errors.ts";
 import { hex, KEY, loadVectors, SECOND_KEY, sha256, str, text, utf8 } from "./vectors.ts";
 
@@ -466,3 +470,79 @@ describe("when a verified bundle's stored text is made from its payload text", (
   });
 });
 
+
+/** What the general path makes of a text: the bundle's verification and stored text, or the error. */
+function generalPath(input: string): string {
+  try {
+    const { verification, text } = verifyWithText(normalizeBundle(parseJson(input)));
+    return JSON.stringify({ verification, text });
+  } catch (e) {
+    return `error ${(e as LinksError).code}: ${(e as LinksError).detail}`;
+  }
+}
+
+function parsedPath(input: string): string {
+  try {
+    const { verification, text } = verifyWithText(parseBundle(input));
+    return JSON.stringify({ verification, text });
+  } catch (e) {
+    return `error ${(e as LinksError).code}: ${(e as LinksError).detail}`;
+  }
+}
+
+describe("when a bundle arrives already canonical (the fast path)", () => {
+  const seed = KEY.seed;
+  const signed = (claims: Bundle["claims"]) =>
+    signBundle(normalizeBundle({ bundle_id: "", issuer: "n", created_at: "2024-05-01T12:00:00Z", window_days: 7, claims }), seed);
+  const claim = (value: JsonValue, extra: Partial<Bundle["claims"][number]> = {}) => ({
+    issuer: "n", subject: "s", predicate: "links.weighted_to", object: "o", value, window_days: 7,
+    computed_at: "2024-05-01T12:00:00.000001Z", derivation: null, evidence: ["e"], ...extra,
+  });
+
+  test("every vector's wire text gives the same verification and stored text as the general path", () => {
+    for (const v of [...BUNDLES, ...TAMPERED]) {
+      const wire = str(v.meta, "signed_bundle_wire");
+      expect(parsedPath(wire)).toBe(generalPath(wire));
+      const canonical = canonicalize(normalizeBundle(parseJson(wire)) as unknown as JsonValue);
+      expect(parsedPath(canonical)).toBe(generalPath(canonical));
+    }
+  });
+
+  test("random bundles and every one-character mutation of their canonical text agree with the general path", () => {
+    const values = fc.sample(valueArbitrary, { numRuns: 60, seed: 42 }) as JsonValue[];
+    let mutated = 0;
+    let fast = 0;
+    for (const [i, value] of values.entries()) {
+      const bundle = signed([claim(value), claim(new JsonFloat(1)), claim(i, { object: null, derivation: "d", subject: "10" })]);
+      const text = canonicalize(bundle as unknown as JsonValue);
+      expect(parsedPath(text)).toBe(generalPath(text));
+      expect(JSON.parse(parsedPath(text)).verification.valid).toBe(true);
+      if (Object.isFrozen(parseBundle(text))) fast++;
+      for (const [at, replacement] of [[5, "0"], [text.indexOf('"claims"') + 1, "C"], [text.indexOf("2024"), "1"], [text.length - 2, "9"], [text.indexOf(":"), " :"]] as const) {
+        const changed = text.slice(0, at) + replacement + text.slice(at + 1);
+        expect(parsedPath(changed)).toBe(generalPath(changed));
+        mutated++;
+      }
+    }
+    expect(mutated).toBe(300);
+    // all but values holding an int past 2^53 or a "__proto__" key
+    expect(fast).toBeGreaterThan(40);
+  });
+
+  test("a bundle read on the fast path cannot be changed behind its stored text", () => {
+    const text = canonicalize(signed([claim(1)]) as unknown as JsonValue);
+    const bundle = parseBundle(text);
+    expect(Object.isFrozen(bundle)).toBe(true);
+    expect(() => {
+      (bundle as { issuer: string }).issuer = "someone else";
+    }).toThrow();
+  });
+
+  test("integral floats, -0, ints past 2^53 and integer-like keys keep their exact meaning", () => {
+    for (const value of [new JsonFloat(2), new JsonFloat(-0), 9007199254740993n, { "10": 1, "9": 2, a: [new JsonFloat(1e21)] }] as JsonValue[]) {
+      const text = canonicalize(signed([claim(value)]) as unknown as JsonValue);
+      expect(parsedPath(text)).toBe(generalPath(text));
+      expect(canonicalize(parseBundle(text) as unknown as JsonValue)).toBe(text);
+    }
+  });
+});
