@@ -12,6 +12,17 @@ export const RELEASE_TARGETS = {
 
 export type ReleaseTarget = keyof typeof RELEASE_TARGETS;
 
+/**
+ * What `bun build --compile` bundles: the program, and the verification worker, which a compiled
+ * executable can only start when it was built as an entry point of its own.
+ */
+export const ENTRY_POINTS = ["src/main.ts", "src/server/verify-worker.ts"] as const;
+
+/** The `bun build` arguments for one executable (target: a Bun target, or the host's own). */
+export function buildArgs(outfile: string, target?: string): string[] {
+  return ["build", "--compile", "--minify", "--bytecode", "--format=esm", ...(target ? [`--target=${target}`] : []), ...ENTRY_POINTS, "--outfile", outfile];
+}
+
 export function isReleaseTarget(name: string): name is ReleaseTarget {
   return Object.hasOwn(RELEASE_TARGETS, name);
 }

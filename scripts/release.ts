@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { executableName, isReleaseTarget, RELEASE_TARGETS, sha256sums, type ReleaseTarget } from "./release-targets.ts";
+import { buildArgs, executableName, isReleaseTarget, RELEASE_TARGETS, sha256sums, type ReleaseTarget } from "./release-targets.ts";
 
 const REPO = resolve(import.meta.dir, "..");
 
@@ -40,10 +40,7 @@ for (const target of targets) {
   rmSync(outfile, { force: true });
   const started = performance.now();
   const proc = Bun.spawn(
-    [
-      process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm",
-      `--target=${RELEASE_TARGETS[target]}`, "src/main.ts", "--outfile", outfile,
-    ],
+    [process.execPath, ...buildArgs(outfile, RELEASE_TARGETS[target])],
     { cwd: REPO, stdout: "pipe", stderr: "pipe" },
   );
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);

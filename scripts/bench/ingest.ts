@@ -39,15 +39,22 @@ export async function ingestBench(): Promise<Array<[string, string]>> {
     const perLevel = Math.floor(bodies.length / levels.length);
     for (const [k, c] of levels.entries()) {
       let r: LoadResult;
+      const cpuBefore = node.cpu();
       if (wrk) {
         r = await wrkPost({ url, token, bodiesFile, firstBody: k * perLevel, bodyCount: perLevel, connections: c, seconds });
       } else {
         r = await closedLoop(c, seconds, () => (next < bodies.length ? new Request(url, { method: "POST", headers, body: bodies[next++] }) : null));
       }
       const ok = (r.statuses[200] ?? 0);
+      const cpuAfter = node.cpu();
+      const perBundle = (s: number) => fmt((s / Math.max(ok, 1)) * 1e6);
       rows.push([
         `ingest c=${c}`,
         `${fmt(ok / r.seconds)} bundles/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, ${fmt((ok / r.seconds / verifyRate) * 100, 1)}% of verify rate, statuses ${JSON.stringify(r.statuses)}`,
+      ]);
+      rows.push([
+        `  node CPU per bundle at c=${c}`,
+        `${perBundle(cpuAfter.user - cpuBefore.user)} µs user + ${perBundle(cpuAfter.system - cpuBefore.system)} µs system (${fmt(((cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / r.seconds) * 100)}% of one core)`,
       ]);
     }
     // measured after the load, so its own files do not disturb the ingest

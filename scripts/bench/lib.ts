@@ -35,6 +35,8 @@ export interface Node {
   url: string;
   pid: number;
   rssKb(): number;
+  /** CPU seconds the node has used so far, user and system (all its threads) */
+  cpu(): { user: number; system: number };
   stop(): Promise<void>;
 }
 
@@ -57,6 +59,7 @@ export async function startNode(dataDir: string, extraArgs: string[] = []): Prom
     url: `http://127.0.0.1:${port}`,
     pid: proc.pid,
     rssKb: () => rssKb(proc.pid),
+    cpu: () => cpuSeconds(proc.pid),
     async stop() {
       proc.kill("SIGTERM");
       await proc.exited;
@@ -70,6 +73,18 @@ export function rssKb(pid: number): number {
     return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   } catch {
     return 0;
+  }
+}
+
+/** utime and stime of a process from /proc/<pid>/stat, in seconds (clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): { user: number; system: number } {
+  try {
+    const stat = require("node:fs").readFileSync(`/proc/${pid}/stat`, "utf8") as string;
+    // the fields after the command name, which may hold spaces, in parentheses
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  } catch {
+    return { user: 0, system: 0 };
   }
 }
 

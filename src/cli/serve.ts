@@ -27,6 +27,11 @@ export default defineCommand({
       description: "Accept bearer tokens over plain HTTP from non-loopback peers (not recommended)",
     },
     "max-body": { type: "string", description: "Largest request body", default: "1MiB", valueHint: "size" },
+    "verify-workers": {
+      type: "string",
+      description: "Threads that check inbox signatures beside the event loop (0: on it; default: one per core but one)",
+      valueHint: "n",
+    },
     "metrics-public": {
       type: "boolean",
       description: "Answer GET /metrics to any peer (default: peers on this host only)",
@@ -58,6 +63,10 @@ export default defineCommand({
     if (!/^\d{1,3}$/.test(args["ipv6-prefix"]) || Number(args["ipv6-prefix"]) < 1 || Number(args["ipv6-prefix"]) > 128) {
       throw new LinksError("invalid_argument", `--ipv6-prefix must be 1-128, got ${JSON.stringify(args["ipv6-prefix"])}`);
     }
+    const verifyWorkers = args["verify-workers"];
+    if (verifyWorkers !== undefined && (!/^\d{1,2}$/.test(verifyWorkers) || Number(verifyWorkers) > 64)) {
+      throw new LinksError("invalid_argument", `--verify-workers must be 0-64, got ${JSON.stringify(verifyWorkers)}`);
+    }
     const { startServer } = await import("../server/serve.ts");
     await startServer({
       bind: args.bind,
@@ -75,6 +84,7 @@ export default defineCommand({
       nodeName: args["node-name"],
       checkpointIntervalMs: parseSeconds(args["checkpoint-interval"], "checkpoint-interval"),
       syncIntervalMs: parseSeconds(args["sync-interval"], "sync-interval"),
+      ...(verifyWorkers === undefined ? {} : { verifyWorkers: Number(verifyWorkers) }),
     });
   },
 });

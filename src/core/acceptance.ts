@@ -3,7 +3,7 @@
  * and 6: signature, then policy. The inbox and quarantine approval both call `decide`, so a
  * bundle is judged the same way wherever it comes from.
  */
-import { verifyWithText, type Bundle, type VerifiedBundle } from "./bundle.ts";
+import { verifyWithText, type Bundle, type VerifiedBundle, type VerifiedText } from "./bundle.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { VillagePolicy } from "./village-policy.ts";
 
@@ -12,8 +12,9 @@ export type Decision =
   | { status: "quarantine"; bundle: VerifiedBundle; text: string; issuerKeyHash: string; code: ErrorCode; detail: string }
   | { status: "reject"; issuerKeyHash: string | null; code: ErrorCode; detail: string };
 
-export function decide(bundle: Bundle, policy: VillagePolicy): Decision {
-  const { verification, text } = verifyWithText(bundle);
+/** `verified` is the bundle's verification when the caller already made it (off the event loop). */
+export function decide(bundle: Bundle, policy: VillagePolicy, verified: VerifiedText = verifyWithText(bundle)): Decision {
+  const { verification, text } = verified;
   if (!verification.valid) {
     return {
       status: "reject",
@@ -23,12 +24,12 @@ export function decide(bundle: Bundle, policy: VillagePolicy): Decision {
     };
   }
   const issuerKeyHash = verification.issuer_key_hash as string;
-  const verified = bundle as VerifiedBundle;
+  const checked = bundle as VerifiedBundle;
   const failure = policyFailure(bundle, issuerKeyHash, policy);
   const stored = text as string;
   return failure
-    ? { status: "quarantine", bundle: verified, text: stored, issuerKeyHash, ...failure }
-    : { status: "accept", bundle: verified, text: stored, issuerKeyHash };
+    ? { status: "quarantine", bundle: checked, text: stored, issuerKeyHash, ...failure }
+    : { status: "accept", bundle: checked, text: stored, issuerKeyHash };
 }
 
 /** The first policy rule the bundle breaks, in the design's order, or null. */

@@ -180,15 +180,29 @@ export function verifyBundle(bundle: Bundle): BundleVerification {
   return verifyWithText(bundle).verification;
 }
 
+export interface VerifiedText {
+  verification: BundleVerification;
+  /** the bundle's canonical text (what is stored) when it verifies, else null */
+  text: string | null;
+}
+
+/** Checks one Ed25519 signature: the runtime's native verify here, or a worker's (see the server). */
+export type SignatureCheck = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
+export type AsyncSignatureCheck = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => Promise<boolean>;
+
 /**
  * Verifies, and for a valid bundle also gives its canonical JSON text (what is stored), made
  * from the payload text the signature check already built.
  */
-export function verifyWithText(bundle: Bundle): { verification: BundleVerification; text: string | null } {
-  let payloadText: string | null = null;
-  const verification = check(bundle, (t) => (payloadText = t));
-  const stored = canonicalTexts.get(bundle) ?? (payloadText === null ? null : withSignature(payloadText, bundle));
-  return { verification, text: verification.valid ? stored : null };
+export function verifyWithText(bundle: Bundle): VerifiedText {
+  const p = prepare(bundle);
+  return "done" in p ? p.done : p.finish(verify(p.signature, p.message, p.publicKey));
+}
+
+/** The same, with the signature itself checked by `check` (e.g. off the event loop). */
+export async function verifyWithTextAsync(bundle: Bundle, check: AsyncSignatureCheck): Promise<VerifiedText> {
+  const p = prepare(bundle);
+  return "done" in p ? p.done : p.finish(await check(p.signature, p.message, p.publicKey));
 }
 
 /**
@@ -201,7 +215,12 @@ function withSignature(payloadText: string, bundle: Bundle): string {
   return `${payloadText.slice(0, at)},"public_key":${canonicalize(bundle.public_key)},"signature":${canonicalize(bundle.signature)}${payloadText.slice(at)}`;
 }
 
-function check(bundle: Bundle, onPayload: (text: string) => void): BundleVerification {
+type Prepared =
+  | { done: VerifiedText }
+  | { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array; finish(signatureValid: boolean): VerifiedText };
+
+/** Every check but the signature's own: either the verdict, or what the signature check needs. */
+function prepare(bundle: Bundle): Prepared {
   const payload = payloadWithId(bundle);
   const expected = sha256Hex(payload("")).slice(0, 32);
   const publicKey = bundle.public_key === null ? null : decodeBase64(bundle.public_key);
@@ -214,29 +233,34 @@ function check(bundle: Bundle, onPayload: (text: string) => void): BundleVerific
     code,
     detail,
   });
+  const refuse = (code: ErrorCode, detail: string): Prepared => ({ done: { verification: result(code, detail), text: null } });
 
   if (bundle.bundle_id !== expected) {
-    return result("bundle_id_mismatch", `bundle_id ${JSON.stringify(bundle.bundle_id.slice(0, 64))} does not match the content (expected ${expected})`);
+    return refuse("bundle_id_mismatch", `bundle_id ${JSON.stringify(bundle.bundle_id.slice(0, 64))} does not match the content (expected ${expected})`);
   }
   if (bundle.public_key === null || bundle.signature === null) {
-    return result("unsigned_bundle", "bundle is not signed (public_key and signature are required)");
+    return refuse("unsigned_bundle", "bundle is not signed (public_key and signature are required)");
   }
   if (bundle.signature_alg !== "Ed25519") {
-    return result("invalid_signature", `signature_alg ${JSON.stringify(bundle.signature_alg)} is not supported (only Ed25519)`);
+    return refuse("invalid_signature", `signature_alg ${JSON.stringify(bundle.signature_alg)} is not supported (only Ed25519)`);
   }
   if (publicKey === null || publicKey.length !== 32) {
-    return result("invalid_public_key", "public_key must be standard base64 of 32 bytes");
+    return refuse("invalid_public_key", "public_key must be standard base64 of 32 bytes");
   }
   const signature = decodeBase64(bundle.signature);
   if (signature === null || signature.length !== 64) {
-    return result("invalid_signature", "signature must be standard base64 of 64 bytes");
+    return refuse("invalid_signature", "signature must be standard base64 of 64 bytes");
   }
   const payloadText = payload(expected);
-  if (!verify(signature, new TextEncoder().encode(payloadText), publicKey)) {
-    return result("invalid_signature", "signature does not verify against public_key");
-  }
-  onPayload(payloadText);
-  return result(null, null);
+  return {
+    signature,
+    message: new TextEncoder().encode(payloadText),
+    publicKey,
+    finish: (signatureValid) =>
+      signatureValid
+        ? { verification: result(null, null), text: canonicalTexts.get(bundle) ?? withSignature(payloadText, bundle) }
+        : { verification: result("invalid_signature", "signature does not verify against public_key"), text: null },
+  };
 }
 
 declare const verified: unique symbol;

@@ -26,6 +26,7 @@ import { routeIds } from "./middleware/route-ids/index.ts";
 import { NodeMetrics } from "./metrics-node.ts";
 import { PUBLIC_INBOX_DEFAULTS, PublicInboxBudget } from "./public-inbox-budget.ts";
 import { RouteTable } from "./route-table.ts";
+import { VerifyPool } from "./verify-pool.ts";
 import { adminRoutes } from "./routes/admin.tsx";
 import { recentAuditRoutes } from "./routes/audit-recent.ts";
 import { auditRoutes } from "./routes/audit.ts";
@@ -60,6 +61,8 @@ export interface ServerOptions {
   authFailuresPerMin?: number;
   /** most keys the rate limiter holds at once */
   rateLimitCapacity?: number;
+  /** threads that verify inbox signatures off the event loop (0: on it; default: one per other core) */
+  verifyWorkers?: number;
   /** answer GET /metrics to any peer, not only to this host */
   metricsPublic?: boolean;
   /** per-address limits count IPv6 clients by this prefix length (default 64; 128: each address) */
@@ -85,6 +88,7 @@ export const DEFAULTS = {
   publicRatePerMin: 120,
   authFailuresPerMin: 20,
   rateLimitCapacity: 100_000,
+  verifyWorkers: Math.max(0, navigator.hardwareConcurrency - 1),
   metricsPublic: false,
   ipv6Prefix: DEFAULT_IPV6_PREFIX,
   publicInbox: PUBLIC_INBOX_DEFAULTS.enabled,
@@ -141,12 +145,17 @@ export function createApp(opts: ServerOptions): LinksApp {
   const paths = new DataPaths(opts.dataDir);
   const routes = new RouteTable();
   const limiter = new RateLimiter({ capacity: o.rateLimitCapacity, now: o.now });
+  const verifyWorkers = opts.verifyWorkers ?? DEFAULTS.verifyWorkers;
+  if (!Number.isSafeInteger(verifyWorkers) || verifyWorkers < 0) {
+    throw new LinksError("invalid_argument", `verifyWorkers must be a whole number of 0 or more, got ${verifyWorkers}`);
+  }
+  const verifyPool = verifyWorkers > 0 ? new VerifyPool(verifyWorkers) : null;
   const log = (line: object): void => o.logger(line);
 
   const claimsDb = new ClaimsDb(paths);
   claimsDb.catchUp();
   const commit = new GroupCommit(paths, claimsDb);
-  const metrics = new NodeMetrics({ paths, routes, commit: commit.stats });
+  const metrics = new NodeMetrics({ paths, routes, commit: commit.stats, verify: verifyPool?.stats ?? null });
 
   const app = new Hono<AppEnv>();
   app.onError(errorHandler({ log, dataRoot: paths.root, routes }));
@@ -177,6 +186,7 @@ export function createApp(opts: ServerOptions): LinksApp {
   checkpoints.start(o.checkpointIntervalMs);
   const deps: RouteDeps = {
     commit,
+    verifyPool,
     claimsDb,
     auditIndex,
     checkpoints,
@@ -236,6 +246,7 @@ export function createApp(opts: ServerOptions): LinksApp {
         claimsDb.close();
         limiter.clear();
         publicInbox?.close();
+        verifyPool?.close();
       })()),
   };
 }

@@ -28,6 +28,8 @@ export interface NodeMetricsOptions {
   paths: DataPaths;
   routes: RouteTable;
   commit: GroupCommitStats;
+  /** what the inbox's verification workers counted (null: the node verifies on the event loop) */
+  verify: { worker: number; main: number } | null;
 }
 
 export class NodeMetrics {
@@ -64,6 +66,9 @@ export class NodeMetrics {
     r.gauge("links_group_commit_last_checkpoint_timestamp_seconds", "When the last checkpoint finished (0: none yet)", () => [
       { value: (opts.commit.lastCheckpointMs ?? 0) / 1000 },
     ]);
+    r.counter("links_inbox_signatures_verified_total", "Inbox signatures checked, by where: a verification worker, or the event loop", () =>
+      opts.verify ? [{ labels: { where: "worker" }, value: opts.verify.worker }, { labels: { where: "main" }, value: opts.verify.main }] : [],
+    );
     r.counter("links_rate_limit_refusals_total", "Requests refused with 429, by limit (member, public, auth_failures)", () =>
       Object.entries(this.refusals).map(([limit, t]) => ({ labels: { limit }, value: t.refused })),
     );

@@ -3,7 +3,7 @@
  * HTTP inbox and `links claims ingest`: parse, verify, judge by policy, store or quarantine, audit.
  */
 import { decide } from "../core/acceptance.ts";
-import { BUNDLE_ID_RE, parseBundle, requireVerified, type Bundle } from "../core/bundle.ts";
+import { BUNDLE_ID_RE, parseBundle, requireVerified, verifyWithTextAsync, type AsyncSignatureCheck, type Bundle } from "../core/bundle.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError, type ErrorCode } from "../core/errors.ts";
 import { auditPolicyHash } from "../core/village-policy.ts";
@@ -29,6 +29,8 @@ export interface SubmitOptions {
   commit?: GroupCommit | undefined;
   /** the village as the caller already read it */
   village?: Village | undefined;
+  /** checks the signature elsewhere (the node's verification workers); default: here */
+  checkSignature?: AsyncSignatureCheck | undefined;
 }
 
 /** Runs a village's pipeline on a received body. Rejections throw (and are audited). */
@@ -53,7 +55,8 @@ async function submit(
   const policy = villagePolicy(village);
   const policyHash = auditPolicyHash(village.policy);
   const bundle = parseBundle(raw);
-  const decision = decide(bundle, policy);
+  const verified = opts.checkSignature ? await verifyWithTextAsync(bundle, opts.checkSignature) : undefined;
+  const decision = decide(bundle, policy, verified);
   const base = { bundle_id: bundle.bundle_id, village_id: villageId, actor, policy_hash: policyHash, issuer_key_hash: decision.issuerKeyHash };
 
   if (decision.status === "reject") {

@@ -21,7 +21,7 @@ beforeAll(async () => {
   await linksOk(["villages", "create", VID, "Meadow", "alice", ...D]);
   token = lastLine((await linksOk(["villages", "add-member", VID, "bob", "--role", "member", ...D])).stdout);
   await linksOk(["keys", "gen", "--out-dir", tmp.join("k")]);
-  node = await startNode(tmp.join("data"), ["--metrics-public"]);
+  node = await startNode(tmp.join("data"), ["--metrics-public", "--verify-workers", "1"]);
 }, 30_000);
 
 afterAll(async () => {
@@ -50,6 +50,9 @@ describe("the compiled node's operator surface", () => {
     expect(sampleValue(fams, "links_inbox_decisions_total", "links_inbox_decisions_total", { village: VID, decision: "accepted" })).toBe(1);
     expect(sampleValue(fams, "links_group_commit_batch_size", "links_group_commit_batch_size_sum")).toBe(1);
     expect(sampleValue(fams, "links_http_requests_total", "links_http_requests_total", { route: "/villages/:id/inbox", status: "200" })).toBe(1);
+    // the compiled binary starts its verification worker (an entry point of its own in the build)
+    expect(sampleValue(fams, "links_inbox_signatures_verified_total", "links_inbox_signatures_verified_total", { where: "worker" })).toBe(1);
+    expect(sampleValue(fams, "links_inbox_signatures_verified_total", "links_inbox_signatures_verified_total", { where: "main" })).toBe(0);
     expect(text).not.toContain(bundle.bundleId);
     expect(text).not.toContain(token);
     console.log(`compiled node: /metrics has ${fams.size} families, ${text.length} bytes, strict format ok`);

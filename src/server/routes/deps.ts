@@ -13,6 +13,7 @@ import type { NodeMetrics } from "../metrics-node.ts";
 import type { AuthFailureGuard } from "../middleware/rate-limit/index.ts";
 import type { PublicInboxBudget } from "../public-inbox-budget.ts";
 import type { RouteTable } from "../route-table.ts";
+import type { VerifyPool } from "../verify-pool.ts";
 
 export interface RouteDeps {
   app: Hono<AppEnv>;
@@ -20,6 +21,8 @@ export interface RouteDeps {
   paths: DataPaths;
   /** batches the inbox's durable writes */
   commit: GroupCommit;
+  /** verifies the inbox's signatures off the event loop (null: on it) */
+  verifyPool: VerifyPool | null;
   /** the query index derived from store/index/claims.jsonl */
   claimsDb: ClaimsDb;
   /** the Merkle trees derived from store/audit/audit.log.jsonl */

@@ -26,6 +26,7 @@ export function inboxRoutes(d: RouteDeps): void {
     const vid = c.get("villageId");
     const result = await d.metrics.inbox(vid, submitToVillage(d.paths, vid, c.get("body"), c.get("member").memberId, {
       commit: d.commit,
+      checkSignature: d.verifyPool?.verify,
       village: c.get("village"),
       owners: d.claimsDb,
     }));
