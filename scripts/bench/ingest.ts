@@ -5,7 +5,7 @@
  * Usage: bun scripts/bench/ingest.ts [--seconds 5]
  */
 import { rate } from "./crypto.ts";
-import { benchVillage, closedLoop, fileCreateRate, fmt, type LoadResult, makeBundles, startNode, wrkPath, wrkPost } from "./lib.ts";
+import { benchVillage, closedLoop, fdatasyncMs, fileCreateRate, fmt, httpFloor, type LoadResult, makeBundles, startNode, wrkPath, wrkPost } from "./lib.ts";
 import { generateSeed, publicKeyFromSeed, sign, verify } from "../../src/core/ed25519.ts";
 
 const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 5;
@@ -59,6 +59,11 @@ export async function ingestBench(): Promise<Array<[string, string]>> {
     }
     // measured after the load, so its own files do not disturb the ingest
     rows.push(["file creates in the data dir (same run)", `${fmt(fileCreateRate(dir.path))} files/s (each stored bundle is one file)`]);
+    rows.push(["fdatasync of a 4 KiB append, data disk", `p50 ${fmt(fdatasyncMs(dir.path), 2)} ms`]);
+    if (wrk) {
+      const floor = await httpFloor((floorUrl) => wrkPost({ url: floorUrl, token, bodiesFile, firstBody: 0, bodyCount: perLevel, connections: 16, seconds }));
+      rows.push(["HTTP floor, c=16 (a server that only reads the body)", `${fmt((floor.statuses[200] ?? 0) / floor.seconds)} requests/s, p50 ${fmt(floor.p50, 2)} ms`]);
+    }
     rows.push(["node RSS before/after", `${fmt(rssBefore / 1024, 1)} MiB / ${fmt(node.rssKb() / 1024, 1)} MiB`]);
   } finally {
     await node.stop();

@@ -88,6 +88,43 @@ export function cpuSeconds(pid: number): { user: number; system: number } {
   }
 }
 
+/**
+ * Requests/s of the same load against a server that only reads the body and answers: what this
+ * machine's HTTP stack and load generator allow before the node does any work.
+ */
+export async function httpFloor(load: (url: string) => Promise<LoadResult>): Promise<LoadResult> {
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "floor-server.ts")], { stdout: "pipe", stderr: "inherit" });
+  try {
+    const first = await proc.stdout.getReader().read();
+    const port = Number(new TextDecoder().decode(first.value).trim());
+    return await load(`http://127.0.0.1:${port}/villages/bench/inbox`);
+  } finally {
+    proc.kill();
+    await proc.exited;
+  }
+}
+
+/** Median fdatasync time of a small append on the disk that holds `dir` (ms). */
+export function fdatasyncMs(dir: string, count = 200): number {
+  const fs = require("node:fs") as typeof import("node:fs");
+  const file = join(dir, `fdatasync-probe-${process.pid}`);
+  const fd = fs.openSync(file, "w");
+  const line = Buffer.alloc(4096, 120);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      fs.writeSync(fd, line);
+      const t = performance.now();
+      fs.fdatasyncSync(fd);
+      times.push(performance.now() - t);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+  return percentile(times.sort((a, b) => a - b), 50);
+}
+
 /** Signs with the runtime's native Ed25519 (fast load generation; the node verifies natively). */
 export class FastSigner {
   private readonly key: KeyObject;

@@ -29,7 +29,7 @@ export default defineCommand({
     "max-body": { type: "string", description: "Largest request body", default: "1MiB", valueHint: "size" },
     "verify-workers": {
       type: "string",
-      description: "Threads that check inbox signatures beside the event loop (0: on it; default: one per core but one)",
+      description: "Threads that check inbox signatures beside the event loop (0: on it; default: the cores but two)",
       valueHint: "n",
     },
     "metrics-public": {

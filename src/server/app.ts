@@ -27,6 +27,7 @@ import { NodeMetrics } from "./metrics-node.ts";
 import { PUBLIC_INBOX_DEFAULTS, PublicInboxBudget } from "./public-inbox-budget.ts";
 import { RouteTable } from "./route-table.ts";
 import { VerifyPool } from "./verify-pool.ts";
+import { stderrLog } from "./log-lines.ts";
 import { adminRoutes } from "./routes/admin.tsx";
 import { recentAuditRoutes } from "./routes/audit-recent.ts";
 import { auditRoutes } from "./routes/audit.ts";
@@ -61,7 +62,7 @@ export interface ServerOptions {
   authFailuresPerMin?: number;
   /** most keys the rate limiter holds at once */
   rateLimitCapacity?: number;
-  /** threads that verify inbox signatures off the event loop (0: on it; default: one per other core) */
+  /** threads that verify inbox signatures off the event loop (0: on it; default: cores - 2) */
   verifyWorkers?: number;
   /** answer GET /metrics to any peer, not only to this host */
   metricsPublic?: boolean;
@@ -88,16 +89,16 @@ export const DEFAULTS = {
   publicRatePerMin: 120,
   authFailuresPerMin: 20,
   rateLimitCapacity: 100_000,
-  verifyWorkers: Math.max(0, navigator.hardwareConcurrency - 1),
+  // A worker pays off only with a core to spare beside the event loop and the fsync thread: on 2
+  // cores it measured no faster and cost 15 MiB (README, Performance).
+  verifyWorkers: Math.max(0, navigator.hardwareConcurrency - 2),
   metricsPublic: false,
   ipv6Prefix: DEFAULT_IPV6_PREFIX,
   publicInbox: PUBLIC_INBOX_DEFAULTS.enabled,
   publicInboxQuotaBytes: PUBLIC_INBOX_DEFAULTS.perAddressPerDayBytes,
   publicInboxTotalBytes: PUBLIC_INBOX_DEFAULTS.totalBytes,
   checkpointIntervalMs: CHECKPOINT_DEFAULTS.intervalMs,
-  logger: (line: object): void => {
-    process.stderr.write(`${JSON.stringify(line)}\n`);
-  },
+  logger: stderrLog.line,
   now: (): number => Date.now(),
 } as const;
 
@@ -247,6 +248,7 @@ export function createApp(opts: ServerOptions): LinksApp {
         limiter.clear();
         publicInbox?.close();
         verifyPool?.close();
+        stderrLog.flush();
       })()),
   };
 }

@@ -8,6 +8,7 @@
  */
 import type { AsyncSignatureCheck } from "../core/bundle.ts";
 import { verify } from "../core/ed25519.ts";
+import { packBatch } from "./verify-batch.ts";
 
 interface Job {
   signature: Uint8Array;
@@ -74,7 +75,8 @@ export class VerifyPool {
       this.queue = this.queue.length <= this.maxBatch ? [] : this.queue.slice(this.maxBatch);
       this.inFlight.set(worker, batch);
       worker.ref();
-      worker.postMessage(batch.map((j) => [j.signature, j.message, j.publicKey]));
+      const buffer = packBatch(batch);
+      worker.postMessage({ buffer, count: batch.length }, [buffer]);
     }
   }
 

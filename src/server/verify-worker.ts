@@ -3,15 +3,15 @@
  * same strict checks and native verify as the main thread, answering one byte per signature.
  */
 import { verify } from "../core/ed25519.ts";
+import { unpackBatch } from "./verify-batch.ts";
 
 declare const self: Worker;
 
-self.onmessage = (event: MessageEvent<Array<[Uint8Array, Uint8Array, Uint8Array]>>) => {
-  const jobs = event.data;
-  const verdicts = new Uint8Array(jobs.length);
-  for (let i = 0; i < jobs.length; i++) {
-    const [signature, message, publicKey] = jobs[i] as [Uint8Array, Uint8Array, Uint8Array];
-    verdicts[i] = verify(signature, message, publicKey) ? 1 : 0;
-  }
+self.onmessage = (event: MessageEvent<{ buffer: ArrayBuffer; count: number }>) => {
+  const verdicts = new Uint8Array(event.data.count);
+  let i = 0;
+  unpackBatch(event.data.buffer, (job) => {
+    verdicts[i++] = verify(job.signature, job.message, job.publicKey) ? 1 : 0;
+  });
   self.postMessage(verdicts, [verdicts.buffer]);
 };

@@ -74,6 +74,7 @@ export class ClaimsDb implements TopLevelOwners {
     if (!opts.wait) this.db.exec("PRAGMA busy_timeout = 0");
     try {
       this.lastStamp = this.db.transaction(() => this.follow()).immediate();
+      this.caughtUp = true;
     } catch (e) {
       this.legacy.invalidate(); // what the rolled-back transaction read is gone
       if (!opts.wait && (e as { code?: string }).code === "SQLITE_BUSY") return;
@@ -146,6 +147,8 @@ export class ClaimsDb implements TopLevelOwners {
   }
 
   private lastWarning = 0;
+  /** whether a catch-up of this process went through (see holdsVillageBundlesAtTop) */
+  private caughtUp = false;
 
   private warnOnce(message: string): void {
     const now = Date.now();
@@ -187,6 +190,13 @@ export class ClaimsDb implements TopLevelOwners {
 
   refresh(): void {
     this.catchUp();
+  }
+
+  holdsVillageBundlesAtTop(): boolean {
+    // v0.7's holdings come from its audit rows, which only v0.7 writes: what the first catch-up
+    // of this process read stays true (later catch-ups keep the answer current too).
+    if (!this.caughtUp) this.catchUp({ wait: false });
+    return this.legacy.any();
   }
 
   /** The rows v0.7 wrote for a bundle without its village (oldest first). */

@@ -36,6 +36,12 @@ export interface TopLevelOwners {
   publicAtTop(bundleId: string): boolean;
   /** brings the answers up to date with every write finished so far (the others may lag) */
   refresh(): void;
+  /**
+   * Whether any file at the top is a village's at all (a data directory Python v0.7 wrote to).
+   * When none is, a village holds exactly the files of its own folder, and finding out whether
+   * it holds a bundle costs one lookup there. Cheap: no file is read to answer it.
+   */
+  holdsVillageBundlesAtTop(): boolean;
 }
 
 /** The file that holds bundle X for scope S, or null when S does not hold X. */
@@ -44,6 +50,7 @@ export function storedBundleFile(paths: DataPaths, scope: Scope, bundleId: strin
   if (scope !== null) {
     const own = paths.bundleFile(bundleId, scope);
     if (existsSync(own)) return own;
+    if (!owners.holdsVillageBundlesAtTop()) return null;
   }
   const top = paths.bundleFile(bundleId);
   if (!existsSync(top)) return null;
@@ -103,7 +110,9 @@ function storeAll(paths: DataPaths, items: StoreItem[], owners: TopLevelOwners, 
   const rows: string[] = [];
   const results = items.map(({ bundle, villageId, visibility, text }): IngestResult => {
     const duplicate = { status: "duplicate", bundleId: bundle.bundle_id, rows: 0 } as const;
-    if (isStored(paths, villageId, bundle.bundle_id, owners)) return duplicate;
+    // The exclusive create below finds a bundle the scope already holds in its own place; only
+    // a village bundle Python v0.7 left at the top of store/bundles needs asking about first.
+    if (villageId !== null && owners.holdsVillageBundlesAtTop() && owners.villagesAtTop(bundle.bundle_id).includes(villageId)) return duplicate;
     const file = paths.bundleFile(bundle.bundle_id, villageId);
     try {
       if (opts.sync) writeJsonFile(file, bundle, { exclusive: true });
