@@ -63,3 +63,11 @@ describe("where flock and errno are looked for", () => {
     expect(libcCandidates("freebsd", "x64", null)).toEqual([]);
   });
 });
+
+describe("the checkpoint's filesystem sync", () => {
+  test("is `sync -f <path>` (syncfs) on Linux and plain `sync` on macOS, which has no syncfs", async () => {
+    const { syncCommand } = await import("../../../src/storage/syncfs.ts");
+    expect(syncCommand("linux", "/usr/bin/sync", "/var/lib/links")).toEqual(["/usr/bin/sync", "-f", "/var/lib/links"]);
+    expect(syncCommand("darwin", "/bin/sync", "/var/lib/links")).toEqual(["/bin/sync"]);
+  });
+});
