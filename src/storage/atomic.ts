@@ -57,7 +57,8 @@ function writeTemp(path: string, data: string | Uint8Array, mode: number, sync =
   return temp;
 }
 
-function fsyncDir(dir: string): void {
+/** fsync of a directory: what makes a file created or renamed in it durable. */
+export function fsyncDir(dir: string): void {
   const fd = openSync(dir, constants.O_RDONLY);
   try {
     fsyncSync(fd);

@@ -10,7 +10,8 @@
  * last. A head.json whose size is not the history's (a crash in between, a row appended by
  * Python Links, a hand edit) is stale: the memory is then rebuilt from the history, once.
  */
-import { closeSync, constants, fsyncSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants, readdirSync, rmSync, statSync } from "node:fs";
+import { fsyncDir } from "./atomic.ts";
 import { join } from "node:path";
 import { SHA256_HEX_RE } from "../core/canonical.ts";
 import { stampAfter } from "../core/chain-time.ts";
@@ -66,15 +67,6 @@ export function readFreshHead(paths: DataPaths, vid: string): ChainHead | null {
   }
   if (!isHead(head)) return null;
   return head.history_bytes === historyBytes(paths, vid) ? head : null;
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function markPayloads(paths: DataPaths, vid: string, hashes: string[]): void {
