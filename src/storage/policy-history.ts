@@ -44,13 +44,6 @@ export interface ChainEntry {
   artifact: JsonValue;
 }
 
-/** A chain entry with what the chain's memory keeps of it. */
-export interface ReadEntry extends ChainEntry {
-  /** the signed artifact (null for an unsigned entry) */
-  update: PolicyUpdate | null;
-  payloadHash: string | null;
-}
-
 /** A time for rows that carry none: the stamps move it after the entry before it. */
 export const EPOCH = "1970-01-01T00:00:00Z";
 
@@ -104,7 +97,7 @@ function prepare(rows: PolicyHistoryRow[]): { updates: Array<PolicyUpdate | null
  * the policy after filling in defaults (what village.json holds) beside the hash of the policy as
  * sent, so its `policy_hash` need not be the hash of the policy the village took.
  */
-function entryOf(vid: string, row: PolicyHistoryRow, update: PolicyUpdate | null, stamp: string): ReadEntry {
+function entryOf(vid: string, row: PolicyHistoryRow, update: PolicyUpdate | null, stamp: string): ChainEntry {
   const hash = policyHash(row.policy);
   const previous = typeof row.previous_policy_hash === "string" ? row.previous_policy_hash : null;
   const artifact = update
@@ -117,13 +110,7 @@ function entryOf(vid: string, row: PolicyHistoryRow, update: PolicyUpdate | null
         previousPolicyHash: previous,
         createdAt: stamp,
       });
-  return { policy_hash: hash, previous_policy_hash: previous, signed: update !== null, artifact, update, payloadHash: update ? policyPayloadHash(update) : null };
-}
-
-/** The chain from history rows, every entry as published. */
-export function chainFromRows(vid: string, rows: PolicyHistoryRow[]): ReadEntry[] {
-  const { updates, stamps } = prepare(rows);
-  return rows.map((row, i) => entryOf(vid, row, updates[i] ?? null, stamps[i] as string));
+  return { policy_hash: hash, previous_policy_hash: previous, signed: update !== null, artifact };
 }
 
 export interface ChainSummary {
@@ -149,16 +136,16 @@ export function summarizeRows(vid: string, rows: PolicyHistoryRow[]): ChainSumma
   }
   const at = (i: number): ChainEntry | null => {
     const row = rows[i];
-    if (!row) return null;
-    const { update: _u, payloadHash: _p, ...entry } = entryOf(vid, row, updates[i] ?? null, stamps[i] as string);
-    return entry;
+    return row ? entryOf(vid, row, updates[i] ?? null, stamps[i] as string) : null;
   };
   return { entries: rows.length, newest, payloads, last: at(rows.length - 1), beforeLast: at(rows.length - 2) };
 }
 
-/** The village's chain, every row of its history. */
+/** The village's chain, every row of its history, each entry as published. */
 export function policyChain(paths: DataPaths, vid: string): ChainEntry[] {
-  return chainFromRows(vid, readPolicyHistory(paths, vid)).map(({ update: _u, payloadHash: _p, ...entry }) => entry);
+  const rows = readPolicyHistory(paths, vid);
+  const { updates, stamps } = prepare(rows);
+  return rows.map((row, i) => entryOf(vid, row, updates[i] ?? null, stamps[i] as string));
 }
 
 /** The created_at an entry is published with. */
