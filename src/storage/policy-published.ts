@@ -5,9 +5,10 @@
  * no history row gets an unsigned entry of its own.
  *
  * The head is read from the chain's memory (policy-head.ts) without reading the history, so
- * `policy/latest` costs the same whatever the history's length. Only a village whose current
- * policy is neither the last history entry nor the one before the latest write (village.json
- * edited by hand) needs the whole chain, once per version of its files.
+ * `policy/latest` costs the same whatever the history's length. The whole chain (the updates and
+ * by_hash routes, and the head of a village whose current policy is neither the last history
+ * entry nor the one before the latest write) is read once per version of the village and size of
+ * its history, then kept with that village version.
  */
 import { policyHash } from "../core/policy-update.ts";
 import type { DataPaths } from "./paths.ts";
@@ -27,17 +28,28 @@ export function villageHeadHash(village: Village): string {
   return hash;
 }
 
-/** The whole chain as published, ending at the village's current policy. */
-export function publishedChain(paths: DataPaths, village: Village): ChainEntry[] {
+const chains = new WeakMap<Village, { bytes: number; chain: ChainEntry[] }>();
+
+/**
+ * The whole chain as published, ending at the village's current policy. `bytes` is the history's
+ * size, taken before it is read: a row appended meanwhile only makes the next call read it again.
+ * The answer is shared: callers must not change it.
+ */
+export function publishedChain(paths: DataPaths, village: Village, bytes = historyBytes(paths, village.village_id)): ChainEntry[] {
+  const cached = chains.get(village);
+  if (cached?.bytes === bytes) return cached.chain;
+  const chain = endingAtHead(policyChain(paths, village.village_id), village);
+  chains.set(village, { bytes, chain });
+  return chain;
+}
+
+function endingAtHead(chain: ChainEntry[], village: Village): ChainEntry[] {
   const head = villageHeadHash(village);
-  const chain = policyChain(paths, village.village_id);
   for (let i = chain.length - 1; i >= 0; i--) {
     if (chain[i]?.policy_hash === head) return chain.slice(0, i + 1);
   }
   return [...chain, synthesizedHead(village, chain.at(-1) ?? null)];
 }
-
-const slowHeads = new WeakMap<Village, { bytes: number; entry: ChainEntry }>();
 
 /** The chain's last published entry, the one `policy/latest` serves. */
 export function publishedHead(paths: DataPaths, village: Village): ChainEntry {
@@ -51,10 +63,5 @@ export function publishedHead(paths: DataPaths, village: Village): ChainEntry {
   if (memory?.last === null) return synthesizedHead(village, null);
   if (memory?.last?.policy_hash === hash) return memory.last;
   if (memory?.before?.policy_hash === hash) return memory.before;
-  const bytes = memory?.history_bytes ?? historyBytes(paths, village.village_id);
-  const cached = slowHeads.get(village);
-  if (cached && cached.bytes === bytes) return cached.entry;
-  const entry = publishedChain(paths, village).at(-1) as ChainEntry;
-  slowHeads.set(village, { bytes, entry });
-  return entry;
+  return publishedChain(paths, village, memory?.history_bytes).at(-1) as ChainEntry;
 }

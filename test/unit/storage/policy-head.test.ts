@@ -168,6 +168,46 @@ describe("the feed's head", () => {
   });
 });
 
+describe("the published chain", () => {
+  const corruptFirstRow = (paths: DataPaths) => {
+    const file = paths.policyHistoryFile(VID);
+    writeFileSync(file, `{"policy": {"max_window_days": [[[\n${readFileSync(file, "utf8")}`);
+  };
+  const skipped = (calls: unknown[][]) => calls.filter((c) => String(c[0]).includes("skipped corrupt line 1")).length;
+
+  test("is read once per village version and history size: asking again does not read the history", () => {
+    const paths = setup();
+    applyPlainPolicy(paths, VID, defaultPolicy({ ...guarded, max_window_days: 7 }), { actor: "op", source: "local" });
+    corruptFirstRow(paths);
+    const warnings = spyOn(process.stderr, "write");
+    try {
+      const first = publishedChain(paths, readVillage(paths, VID));
+      for (let i = 0; i < 5; i++) expect(publishedChain(paths, readVillage(paths, VID))).toEqual(first);
+      expect(skipped(warnings.mock.calls)).toBe(1);
+      // a new policy is a new village version: read again, and the new head is there
+      applyPlainPolicy(paths, VID, defaultPolicy({ ...guarded, max_window_days: 8 }), { actor: "op", source: "local" });
+      const reads = skipped(warnings.mock.calls);
+      expect(publishedChain(paths, readVillage(paths, VID)).at(-1)?.policy_hash).toBe(head(paths));
+      expect(skipped(warnings.mock.calls)).toBe(reads + 1);
+    } finally {
+      warnings.mockRestore();
+    }
+  });
+
+  test("a row appended behind the village's back (Python Links, village.json unchanged) is seen at the next read", () => {
+    const paths = setup();
+    const village = readVillage(paths, VID);
+    const before = publishedChain(paths, village);
+    // Python Links v0.7 writes the policy in force again, as a row with no artifact
+    const row = { policy: village.policy, policy_hash: head(paths), previous_policy_hash: head(paths), actor: "py", ts: "2031-01-01T00:00:00Z" };
+    appendFileSync(paths.policyHistoryFile(VID), `${JSON.stringify(row)}\n`);
+    expect(readVillage(paths, VID)).toBe(village);
+    const after = publishedChain(paths, village);
+    expect(after).toHaveLength(before.length + 1);
+    expect((after.at(-1)?.artifact as { created_at: string }).created_at).toBe("2031-01-01T00:00:00Z");
+  });
+});
+
 describe("a pulled run", () => {
   test("is decided again under the lock: what changed since the pre-check is seen", () => {
     const paths = setup();
