@@ -10,6 +10,7 @@
  * entry nor the one before the latest write) is read once per version of the village and size of
  * its history, then kept with that village version.
  */
+import { LinksError } from "../core/errors.ts";
 import { policyHash } from "../core/policy-update.ts";
 import type { DataPaths } from "./paths.ts";
 import { currentHead, synthesizedHead, type ChainHead } from "./policy-head.ts";
@@ -64,4 +65,16 @@ export function publishedHead(paths: DataPaths, village: Village): ChainEntry {
   if (memory?.last?.policy_hash === hash) return memory.last;
   if (memory?.before?.policy_hash === hash) return memory.before;
   return publishedChain(paths, village, memory?.history_bytes).at(-1) as ChainEntry;
+}
+
+/**
+ * Where the published entries after the last occurrence of `since` start (0 when since is
+ * omitted); unknown_policy_hash when the chain does not hold it.
+ */
+export function startAfter(chain: ChainEntry[], since: string | undefined): number {
+  if (since === undefined) return 0;
+  for (let i = chain.length - 1; i >= 0; i--) {
+    if (chain[i]?.policy_hash === since) return i + 1;
+  }
+  throw new LinksError("unknown_policy_hash", `policy ${since} is not in this village's chain`);
 }

@@ -183,13 +183,3 @@ function record(paths: DataPaths, village: Village, changes: Change[], opts: Rec
   appendAudit(paths, ...audits);
   return updated;
 }
-
-/** The entries after the last occurrence of `since` (all of them when since is omitted). */
-export function chainSince(chain: ChainEntry[], since: string | undefined, currentHead: string): ChainEntry[] {
-  if (since === undefined) return chain;
-  for (let i = chain.length - 1; i >= 0; i--) {
-    if (chain[i]?.policy_hash === since) return chain.slice(i + 1);
-  }
-  if (chain.length === 0 && since === currentHead) return [];
-  throw new LinksError("unknown_policy_hash", `policy ${since} is not in this village's chain`);
-}

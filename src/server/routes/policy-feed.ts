@@ -32,8 +32,8 @@ import { z } from "zod";
 import { SHA256_HEX_RE, type JsonValue } from "../../core/canonical.ts";
 import { LinksError } from "../../core/errors.ts";
 import { assertPolicyHash } from "../../core/policy-update.ts";
-import { chainSince, type ChainEntry } from "../../storage/policy.ts";
-import { publishedChain, publishedHead, villageHeadHash } from "../../storage/policy-published.ts";
+import type { ChainEntry } from "../../storage/policy.ts";
+import { publishedChain, publishedHead, startAfter, villageHeadHash } from "../../storage/policy-published.ts";
 import { PolicyArtifact, PolicyLatestAnswer, PolicyUpdatesAnswer, PolicyUpdatesPageAnswer } from "../answers.ts";
 import { ROUTE_ERRORS } from "../route-table.ts";
 import { sendJson, type AppContext, type AppEnv } from "../context.ts";
@@ -84,10 +84,8 @@ function feedPage(d: RouteDeps, c: AppContext, bounds: { defaultLimit: number; m
   const limit = parseLimit(single(c, "limit"), bounds);
   const cursor = single(c, "cursor");
   const chain = publishedChain(d.paths, c.get("village"));
-  const head = (chain[chain.length - 1] as ChainEntry).policy_hash;
-  // 404 unknown_policy_hash for a since this chain does not hold
-  const after = chainSince(chain, since, head);
-  let start = chain.length - after.length;
+  // 404 unknown_policy_hash for a since this chain does not hold, with or without a cursor
+  let start = startAfter(chain, since);
   if (cursor !== undefined) {
     start = decodeFeedCursor(cursor);
     if (start > chain.length) throw new LinksError("invalid_cursor", "the cursor is not one this node handed out");
