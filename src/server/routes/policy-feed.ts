@@ -4,7 +4,8 @@
  * - `GET /villages/:id/policy/latest`: the head of the village's chain: the head artifact's own
  *   fields (so Python Links v0.15, which reads the answer as an artifact, reads it too) plus
  *   `artifact` and `signed`, with `ETag: "<policy_hash>"`; an `If-None-Match` naming it (quoted or
- *   not, weak or not, or `*`) answers 304 without a body. Neither reads the policy history.
+ *   not, weak or not, or `*`) answers 304 without a body. Both come from the chain's memory,
+ *   not the policy history.
  * - `GET /villages/:id/policy/updates?since=<policy_hash>&limit=N&cursor=C`: the chain entries
  *   after the last occurrence of `since`, in chain order, `{updates, next_cursor, head}`. An
  *   unknown `since` is 404 `unknown_policy_hash` (never an empty list: the caller has diverged or
@@ -20,9 +21,10 @@
  *   artifact alone (v0.15's shape); 404 policy_update_not_found.
  *
  * What is published (storage/policy-published.ts): the history ending at the village's current
- * policy, `created_at` never going backwards along it.
+ * policy, `created_at` never going backwards along it, read once per village version and history
+ * size.
  *
- * Access: both routes are readable without a token (per-address public rate limit) unless the
+ * Access: every route is readable without a token (per-address public rate limit) unless the
  * village's visibility is `private`; then a bearer token of a member with the pull right is needed
  * (the usual 401/403) and the member rate limit applies. For a village that is not private the
  * Authorization header is not looked at: the answer is the same for everyone.
@@ -35,15 +37,20 @@ import { assertPolicyHash } from "../../core/policy-update.ts";
 import type { ChainEntry } from "../../storage/policy.ts";
 import { publishedChain, publishedHead, startAfter, villageHeadHash } from "../../storage/policy-published.ts";
 import { PolicyArtifact, PolicyLatestAnswer, PolicyUpdatesAnswer, PolicyUpdatesPageAnswer } from "../answers.ts";
-import { ROUTE_ERRORS } from "../route-table.ts";
+import { ROUTE_ERRORS, type AnswerDoc } from "../route-table.ts";
 import { sendJson, type AppContext, type AppEnv } from "../context.ts";
 import { cursorCodec } from "../cursor.ts";
 import { parseLimit, single } from "../query-params.ts";
 import type { RouteDeps } from "./deps.ts";
 
-export const FEED_PAGE = { defaultLimit: 100, maxLimit: 1000 } as const;
+interface PageBounds {
+  defaultLimit: number;
+  maxLimit: number;
+}
+
+export const FEED_PAGE: PageBounds = { defaultLimit: 100, maxLimit: 1000 };
 /** Python Links v0.15's bounds for updates_page. */
-export const V015_PAGE = { defaultLimit: 100, maxLimit: 500 } as const;
+export const V015_PAGE: PageBounds = { defaultLimit: 100, maxLimit: 500 };
 
 const feedCursor = cursorCodec("c1");
 /** The cursor for the chain entry at `index`. */
@@ -79,7 +86,7 @@ interface Page {
 }
 
 /** One page of the published chain after `since`, from `cursor`. */
-function feedPage(d: RouteDeps, c: AppContext, bounds: { defaultLimit: number; maxLimit: number }): Page {
+function feedPage(d: RouteDeps, c: AppContext, bounds: PageBounds): Page {
   const since = parseSince(single(c, "since"));
   const limit = parseLimit(single(c, "limit"), bounds);
   const cursor = single(c, "cursor");
@@ -122,48 +129,45 @@ export function policyFeedRoutes(d: RouteDeps): void {
     return sendJson(c, { ...fields, policy_hash: head.policy_hash, artifact: head.artifact, signed: head.signed });
   });
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates", {
-    summary: "The village's policy chain after a given policy",
-    access: "pull-if-private",
-    query: z.object({
-      since: z.string().regex(SHA256_HEX_RE).optional().describe("a policy_hash; without it, the whole chain"),
-      limit: z.int().min(1).max(FEED_PAGE.maxLimit).default(FEED_PAGE.defaultLimit),
-      cursor: z.string().optional().describe("next_cursor of the previous page, with the same since"),
-    }),
-    answers: { 200: { description: "the updates after since, in chain order", schema: PolicyUpdatesAnswer } },
-    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor", "unknown_policy_hash"],
-  }), d.ids, access, (c) => {
-    const page = feedPage(d, c, FEED_PAGE);
-    cacheControl(c);
-    return sendJson(c, {
-      updates: page.entries.map((e) => e.artifact),
-      next_cursor: page.nextCursor,
-      head: villageHeadHash(c.get("village")),
+  /** A route answering one page of the chain after `since`, in the envelope `answer` makes. */
+  const pageRoute = (path: string, bounds: PageBounds, doc: { summary: string; answer: AnswerDoc }, answer: (page: Page, c: AppContext) => unknown) => {
+    d.app.get(d.routes.add("GET", path, {
+      summary: doc.summary,
+      access: "pull-if-private",
+      query: z.object({
+        since: z.string().regex(SHA256_HEX_RE).optional().describe("a policy_hash; without it, the whole chain"),
+        limit: z.int().min(1).max(bounds.maxLimit).default(bounds.defaultLimit),
+        cursor: z.string().optional().describe("next_cursor of the previous page, with the same since"),
+      }),
+      answers: { 200: doc.answer },
+      errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor", "unknown_policy_hash"],
+    }), d.ids, access, (c) => {
+      const page = feedPage(d, c, bounds);
+      cacheControl(c);
+      return sendJson(c, answer(page, c));
     });
-  });
+  };
 
-  d.app.get(d.routes.add("GET", "/villages/:id/policy/updates_page", {
+  pageRoute("/villages/:id/policy/updates", FEED_PAGE, {
+    summary: "The village's policy chain after a given policy",
+    answer: { description: "the updates after since, in chain order", schema: PolicyUpdatesAnswer },
+  }, (page, c) => ({
+    updates: page.entries.map((e) => e.artifact),
+    next_cursor: page.nextCursor,
+    head: villageHeadHash(c.get("village")),
+  }));
+
+  pageRoute("/villages/:id/policy/updates_page", V015_PAGE, {
     summary: "The policy chain in Python Links v0.15's page envelope (what a v0.15 `policy pull` reads)",
-    access: "pull-if-private",
-    query: z.object({
-      since: z.string().regex(SHA256_HEX_RE).optional().describe("a policy_hash; without it, the whole chain"),
-      limit: z.int().min(1).max(V015_PAGE.maxLimit).default(V015_PAGE.defaultLimit),
-      cursor: z.string().optional().describe("next_cursor of the previous page, with the same since"),
-    }),
-    answers: { 200: { description: "the updates after since, in chain order, with the request echoed", schema: PolicyUpdatesPageAnswer } },
-    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor", "unknown_policy_hash"],
-  }), d.ids, access, (c) => {
-    const page = feedPage(d, c, V015_PAGE);
-    cacheControl(c);
-    return sendJson(c, {
-      village_id: c.get("villageId"),
-      since: page.since ?? null,
-      cursor: page.cursor ?? null,
-      limit: page.limit,
-      next_cursor: page.nextCursor,
-      items: page.entries.map((e) => e.artifact),
-    });
-  });
+    answer: { description: "the updates after since, in chain order, with the request echoed", schema: PolicyUpdatesPageAnswer },
+  }, (page, c) => ({
+    village_id: c.get("villageId"),
+    since: page.since ?? null,
+    cursor: page.cursor ?? null,
+    limit: page.limit,
+    next_cursor: page.nextCursor,
+    items: page.entries.map((e) => e.artifact),
+  }));
 
   d.app.get(d.routes.add("GET", "/villages/:id/policy/by_hash/:policy_hash", {
     summary: "One artifact of the village's policy chain, by its policy hash (the newest entry with that hash)",
