@@ -12,7 +12,7 @@
 import { SHA256_HEX_RE, type JsonValue } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
 import { runByLineage } from "../core/policy-chain.ts";
-import { assertPolicyHash, normalizePolicyUpdate, policyHash, type PolicyUpdate } from "../core/policy-update.ts";
+import { assertPolicyHash, normalizePolicyUpdate, policyHash, previousPolicyHash, type PolicyUpdate } from "../core/policy-update.ts";
 import type { DataPaths } from "../storage/paths.ts";
 import { applyPolicyRun, checkPolicyRun, policyChain } from "../storage/policy.ts";
 import { readVillage, type Village } from "../storage/villages.ts";
@@ -76,7 +76,7 @@ export async function remoteHead(remote: Remote, vid: string, localHead: string)
 
 /** An update's hashes are hashes, and its village id an id, before anything compares or prints them. */
 function checkedFields(update: PolicyUpdate, n: number): PolicyUpdate {
-  const previous = update.generation === "v2" ? update.previous_policy_hash : null;
+  const previous = previousPolicyHash(update);
   if (!SHA256_HEX_RE.test(update.policy_hash) || (previous !== null && !SHA256_HEX_RE.test(previous))) {
     throw new LinksError("remote_error", `the node's update ${n} has a policy_hash or previous_policy_hash that is not 64 lowercase hex characters`);
   }

@@ -4,11 +4,7 @@
  * the run is found by lineage: from its head back along `previous_policy_hash` to ours. Every
  * update of the run is then decided by policy-rules, exactly like a `links` run.
  */
-import { hasSignatureMaterial, type PolicyUpdate } from "./policy-update.ts";
-
-function previousOf(update: PolicyUpdate): string | null {
-  return update.generation === "v2" ? update.previous_policy_hash : null;
-}
+import { hasSignatureMaterial, previousPolicyHash, type PolicyUpdate } from "./policy-update.ts";
 
 /**
  * The updates leading from `localHead` to `remoteHead`, oldest first, following
@@ -44,7 +40,7 @@ export function runByLineage(entries: PolicyUpdate[], remoteHead: string, localH
     visited.add(at);
     const entry = entries[at] as PolicyUpdate;
     path.push(entry);
-    const previous = previousOf(entry);
+    const previous = previousPolicyHash(entry);
     if (previous === localHead) return path.reverse();
     if (previous === null) return hasSignatureMaterial(entry) ? path.reverse() : null;
     at = find(previous, at);

@@ -20,7 +20,7 @@ import { SHA256_HEX_RE } from "./canonical.ts";
 import { compareDatetimes } from "./chain-time.ts";
 import { datetimeToMs } from "./datetime.ts";
 import { LinksError } from "./errors.ts";
-import { policyPayloadHash, verifyPolicyUpdate, type PolicyUpdate } from "./policy-update.ts";
+import { policyPayloadHash, previousPolicyHash, verifyPolicyUpdate, type PolicyUpdate } from "./policy-update.ts";
 import { requireQuorum } from "./quorum.ts";
 import { readPolicy, requiresSignedUpdates, type PolicyObject } from "./village-policy.ts";
 
@@ -82,7 +82,7 @@ export function admitUpdate(update: PolicyUpdate, state: ChainState, opts: Admit
       `${what} is already in this village's policy chain (signed payload ${short(payloadHash)}); an update is applied once, and new or extra signatures do not make it new`,
     );
   }
-  const previous = update.generation === "v2" ? update.previous_policy_hash : null;
+  const previous = previousPolicyHash(update);
   if (previous !== null && previous !== state.headHash) {
     throw new LinksError(
       "policy_lineage",

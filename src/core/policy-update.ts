@@ -122,6 +122,11 @@ export function policyPayloadHash(update: PolicyUpdate): string {
   return sha256Hex(policySignedBytes(update));
 }
 
+/** The policy the artifact says it replaces (its lineage); v1 artifacts name none. */
+export function previousPolicyHash(update: PolicyUpdate): string | null {
+  return update.generation === "v2" ? update.previous_policy_hash : null;
+}
+
 /** Whether the artifact carries any signature at all (valid or not). */
 export function hasSignatureMaterial(update: PolicyUpdate): boolean {
   return update.public_key !== null || update.signature !== null || update.signatures.length > 0;
