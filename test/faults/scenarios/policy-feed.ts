@@ -294,6 +294,24 @@ export async function runPolicyFeedAttacks(o: { dir: string; pullTimeoutMs: numb
     { name: "garbage: latest without a policy_hash", puller: "behind", transform: (kind) => (kind === "latest" ? { status: 200, body: { artifact: null } } : null), codes: ["remote_error"] },
     { name: "garbage: updates is not an array", puller: "behind", transform: (kind) => (kind === "updates" ? { status: 200, body: { updates: "all of them" } } : null), codes: ["remote_error"] },
     { name: "garbage: updates holds numbers", puller: "behind", transform: (kind) => (kind === "updates" ? { status: 200, body: { updates: [1, 2, 3], next_cursor: null } } : null), codes: ["invalid_schema", "remote_error"] },
+    {
+      name: "garbage: an update whose previous_policy_hash is a path, not a hash",
+      puller: "behind",
+      transform: (kind) => (kind === "updates" ? updatesOf([{ ...asJson(u1) as Record<string, JsonValue>, previous_policy_hash: "../../../etc/passwd" }, u2, u3], u3.policy_hash) : null),
+      codes: ["remote_error"],
+    },
+    {
+      name: "garbage: an update whose village_id is not a village id",
+      puller: "behind",
+      transform: (kind) => (kind === "updates" ? updatesOf([{ ...asJson(u1) as Record<string, JsonValue>, village_id: "pv/../other" }, u2, u3], u3.policy_hash) : null),
+      codes: ["remote_error"],
+    },
+    {
+      name: "garbage: a next_cursor that is not a cursor",
+      puller: "behind",
+      transform: (kind) => (kind === "updates" ? { status: 200, body: { updates: [asJson(u1)], next_cursor: "?since=x&cursor=../..", head: u3.policy_hash } } : null),
+      codes: ["remote_error"],
+    },
     { name: "garbage: the origin answers 500", puller: "behind", transform: (kind) => (kind === "updates" ? { status: 500, body: { detail: "boom", code: "internal_error" } } : null), codes: ["internal_error", "remote_error"] },
     {
       name: "endless: empty pages, each with a next cursor",
