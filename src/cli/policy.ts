@@ -72,7 +72,7 @@ const verify = defineCommand({
         say(`  ${printable(c.where)}: key ${printable(c.key_hash ?? "(unreadable)")} ${c.valid ? "verifies" : "does NOT verify"}${listed}`);
       }
       if (quorum) say(`quorum of ${vid}: ${quorum.allowlisted.length} of ${quorum.required} required allowlisted signer(s): ${quorum.met ? "met" : "NOT met"}`);
-      if (otherVillage && update) say(`the artifact is for village ${JSON.stringify(update.village_id)}, not ${vid}`);
+      if (otherVillage && update) say(`the artifact is for village "${printable(update.village_id, { max: 64 })}", not ${vid}`);
       if (expired && update?.generation === "v2") say(`expired at ${update.expires_at}: no village applies it`);
       say(report.valid
         ? `valid ${report.generation} policy update, policy_hash ${report.policy_hash}, ${report.signers.length} signer(s)`

@@ -104,6 +104,16 @@ describe("policy verify", () => {
     expect(r.code).toBe(5);
     expect(json(r)).toMatchObject({ status: "other_village" });
   });
+
+  test("names the other village with its control characters escaped", async () => {
+    const hostile = await signedArtifact({ max_window_days: 9 }, [keyA, keyB], (a) => {
+      a.village_id = "evil\u001b[2J\u009b31m\nlinks: forged line";
+    });
+    const r = await links(["policy", "verify", hostile, "--village-id", VID, ...D()]);
+    expect(r.code).toBe(5);
+    expect(r.stderr).not.toMatch(/[\u001b\u009b]/);
+    expect(r.stderr).toContain('the artifact is for village "evil\\x1b[2J\\u009b31m\\nlinks: forged line", not plaza');
+  });
 });
 
 describe("policy sign-add with a key that already signed", () => {
