@@ -123,11 +123,14 @@ export function chainState(paths: DataPaths, village: Village, head: ChainHead):
     headPolicy: village.policy,
     newestArtifactAt: head.newest_artifact_at,
     hasPayload: (h) => {
+      const file = payloadFile(paths, vid, h);
       try {
-        statSync(payloadFile(paths, vid, h));
+        statSync(file);
         return true;
-      } catch {
-        return false;
+      } catch (e) {
+        // only a marker that is not there says "not in the chain": a replay check must not pass on an I/O error
+        if ((e as { code?: string }).code === "ENOENT") return false;
+        throw storageError(e, `reading the policy chain memory of ${vid}`);
       }
     },
   };

@@ -125,6 +125,18 @@ describe("when the history changed behind the memory's back", () => {
     expect(state.hasPayload(stray)).toBe(false);
     expect(existsSync(join(paths.policyChainDir(VID), "payloads", stray))).toBe(false);
   });
+
+  test("a marker that cannot be looked up is a storage error, not \"not in the chain\": a replay is never let through", () => {
+    const paths = setup();
+    const u1 = signedNext(paths);
+    applySignedUpdate(paths, VID, u1, { actor: "alice", source: "local", now: Date.UTC(2030, 0, 1) });
+    // the payloads folder replaced by a file: every lookup fails with ENOTDIR
+    const payloads = join(paths.policyChainDir(VID), "payloads");
+    rmSync(payloads, { recursive: true });
+    writeFileSync(payloads, "");
+    const state = chainState(paths, readVillage(paths, VID), currentHead(paths, VID));
+    expect(() => state.hasPayload(policyPayloadHash(u1))).toThrow(expect.objectContaining({ code: "storage_error" }));
+  });
 });
 
 describe("the feed's head", () => {
