@@ -29,7 +29,7 @@ import { applyRemote, drift, pull } from "./policy-remote.ts";
 import { ExitCode } from "./run.ts";
 
 /** `policy verify` exit codes (documented in its --help). */
-export const VERIFY_EXIT = { valid: 0, invalid: 1, expired: 4, notForVillage: 5 } as const;
+const VERIFY_EXIT = { valid: 0, invalid: 1, expired: 4, notForVillage: 5 } as const;
 
 const verify = defineCommand({
   meta: {

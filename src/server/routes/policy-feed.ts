@@ -48,9 +48,9 @@ interface PageBounds {
   maxLimit: number;
 }
 
-export const FEED_PAGE: PageBounds = { defaultLimit: 100, maxLimit: 1000 };
+const FEED_PAGE: PageBounds = { defaultLimit: 100, maxLimit: 1000 };
 /** Python Links v0.15's bounds for updates_page. */
-export const V015_PAGE: PageBounds = { defaultLimit: 100, maxLimit: 500 };
+const V015_PAGE: PageBounds = { defaultLimit: 100, maxLimit: 500 };
 
 const feedCursor = cursorCodec("c1");
 /** The cursor for the chain entry at `index`. */
