@@ -32,6 +32,11 @@ export function compareDatetimes(a: string, b: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/** The later of the newest time so far (null: none yet) and `at`. */
+export function laterOf(newest: string | null, at: string): string {
+  return newest === null || compareDatetimes(at, newest) > 0 ? at : newest;
+}
+
 /** `candidate`, or one microsecond after `previous` when candidate is not later than it. */
 export function stampAfter(previous: string | null, candidate: string): string {
   if (previous === null) return fromMicros(toMicros(candidate));

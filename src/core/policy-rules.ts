@@ -17,7 +17,7 @@
  * artifact without lineage (v1, or `previous_policy_hash: null`) is taken only under them.
  */
 import { SHA256_HEX_RE } from "./canonical.ts";
-import { compareDatetimes } from "./chain-time.ts";
+import { compareDatetimes, laterOf } from "./chain-time.ts";
 import { datetimeToMs } from "./datetime.ts";
 import { LinksError } from "./errors.ts";
 import { policyPayloadHash, previousPolicyHash, verifyPolicyUpdate, type PolicyUpdate } from "./policy-update.ts";
@@ -106,8 +106,7 @@ export function admitUpdate(update: PolicyUpdate, state: ChainState, opts: Admit
 
 /** The state after `admitted` is applied on top of `state` (its payload is added by the caller). */
 function advance(state: ChainState, admitted: Admitted, hasPayload: ChainState["hasPayload"]): ChainState {
-  const at = admitted.update.created_at;
-  const newest = state.newestArtifactAt === null || compareDatetimes(at, state.newestArtifactAt) > 0 ? at : state.newestArtifactAt;
+  const newest = laterOf(state.newestArtifactAt, admitted.update.created_at);
   return { ...state, headHash: admitted.update.policy_hash, headPolicy: admitted.update.policy, newestArtifactAt: newest, hasPayload };
 }
 

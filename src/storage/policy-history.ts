@@ -6,7 +6,7 @@
  */
 import { statSync } from "node:fs";
 import { parseStored, type JsonValue } from "../core/canonical.ts";
-import { compareDatetimes, publishStamps } from "../core/chain-time.ts";
+import { laterOf, publishStamps } from "../core/chain-time.ts";
 import { normalizeDatetime } from "../core/datetime.ts";
 import {
   normalizePolicyUpdate,
@@ -132,7 +132,7 @@ export function summarizeRows(vid: string, rows: PolicyHistoryRow[]): ChainSumma
   for (const u of updates) {
     if (!u) continue;
     payloads.push(policyPayloadHash(u));
-    if (newest === null || compareDatetimes(u.created_at, newest) > 0) newest = u.created_at;
+    newest = laterOf(newest, u.created_at);
   }
   const at = (i: number): ChainEntry | null => {
     const row = rows[i];

@@ -5,7 +5,7 @@
  * every signed artifact is decided by core/policy-rules under the lock.
  */
 import { assertMaxDepth, INPUT_MAX_DEPTH, toJsonText, type JsonValue } from "../core/canonical.ts";
-import { compareDatetimes, stampAfter } from "../core/chain-time.ts";
+import { laterOf, stampAfter } from "../core/chain-time.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
 import { admitRun, type Admitted } from "../core/policy-rules.ts";
@@ -147,8 +147,7 @@ function record(paths: DataPaths, village: Village, changes: Change[], opts: Rec
     if (admitted) {
       artifact = policyUpdateToJson(admitted.update);
       payloads.push(admitted.payloadHash);
-      const at = admitted.update.created_at;
-      if (newest === null || compareDatetimes(at, newest) > 0) newest = at;
+      newest = laterOf(newest, admitted.update.created_at);
     } else {
       const createdAt = stampAfter(last ? entryTime(last) : null, ts);
       artifact = unsignedUpdateJson({ villageId: vid, policy, policyHash: hash, actor: opts.actor, previousPolicyHash: head, createdAt });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { sha256Hex } from "../../../src/core/canonical.ts";
-import { compareDatetimes, publishStamps, stampAfter } from "../../../src/core/chain-time.ts";
+import { compareDatetimes, laterOf, publishStamps, stampAfter } from "../../../src/core/chain-time.ts";
 import { generateSeed, publicKeyFromSeed } from "../../../src/core/ed25519.ts";
 import { runByLineage } from "../../../src/core/policy-chain.ts";
 import { addPolicySignature, newPolicyUpdate, policyHash, type PolicyUpdate } from "../../../src/core/policy-update.ts";
@@ -85,6 +85,13 @@ describe("time along a published chain", () => {
     expect(compareDatetimes("2029-01-01T00:00:00Z", "2029-01-01T00:00:00.5Z")).toBe(-1);
     expect(compareDatetimes("2029-01-01T00:00:00.000001Z", "2029-01-01T00:00:00Z")).toBe(1);
     expect(compareDatetimes("0001-01-01T00:00:00Z", "1969-12-31T23:59:59.999999Z")).toBe(-1);
+  });
+
+  test("laterOf keeps the later instant, and the earlier text when both name the same one", () => {
+    expect(laterOf(null, "2029-01-01T00:00:00Z")).toBe("2029-01-01T00:00:00Z");
+    expect(laterOf("2029-01-01T00:00:00Z", "2029-01-01T00:00:00.000001Z")).toBe("2029-01-01T00:00:00.000001Z");
+    expect(laterOf("2029-01-02T00:00:00Z", "2029-01-01T00:00:00Z")).toBe("2029-01-02T00:00:00Z");
+    expect(laterOf("2029-01-01T01:00:00+01:00", "2029-01-01T00:00:00Z")).toBe("2029-01-01T01:00:00+01:00");
   });
 
   test("stampAfter keeps a later stamp and moves an earlier or equal one a microsecond after", () => {
