@@ -326,6 +326,24 @@ describe("GET /villages/:id/policy/by_hash/:policy_hash", () => {
   });
 });
 
+describe("when the chain changes after it was served", () => {
+  test("updates and by_hash answer the new entry at once", async () => {
+    const chain = await nodeWithChain(1);
+    node = chain.node;
+    const next = defaultPolicy({ max_window_days: 12 });
+    expect((await updates(node, "")).status).toBe(200);
+    expect((await node.send("GET", `/villages/${VID}/policy/by_hash/${policyHash(next)}`)).status).toBe(404);
+    // a plain change on the host (what apply-local records), while the node runs
+    applyPlainPolicy(node.paths, VID, next, { actor: "op", source: "local" });
+    const page = (await json(await updates(node, `since=${chain.hashes[1]}`))) as unknown as UpdatesPage;
+    expect(page.updates.map((u) => u.policy_hash)).toEqual([policyHash(next)]);
+    expect(page.head).toBe(policyHash(next));
+    const found = await node.send("GET", `/villages/${VID}/policy/by_hash/${policyHash(next)}`);
+    expect(found.status).toBe(200);
+    expect(await json(found)).toMatchObject({ policy_hash: policyHash(next), previous_policy_hash: chain.hashes[1] });
+  });
+});
+
 describe("who may read the feed", () => {
   test("a village that is not private is readable without a token, from any address", async () => {
     node = makeNode({ policy: { visibility: "village" } });
