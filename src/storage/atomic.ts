@@ -22,11 +22,6 @@ import { openCreatingParents } from "./open.ts";
 export interface AtomicWriteOptions {
   /** File mode of the result; default 0o644. Applied with fchmod, so the umask does not narrow it. */
   mode?: number;
-  /**
-   * fsync the file and its directory (default true). Only the group commit turns it off, for
-   * files its write-ahead log makes durable and recovery rewrites after a crash.
-   */
-  sync?: boolean;
 }
 
 function tempPathFor(path: string): string {
@@ -87,10 +82,10 @@ function removeQuietly(path: string): void {
 export function atomicWrite(path: string, data: string | Uint8Array, opts?: AtomicWriteOptions): void {
   let temp: string | undefined;
   try {
-    temp = writeTemp(path, data, opts?.mode ?? 0o644, opts?.sync ?? true);
+    temp = writeTemp(path, data, opts?.mode ?? 0o644);
     renameSync(temp, path);
     temp = undefined;
-    if (opts?.sync ?? true) fsyncDir(dirname(path));
+    fsyncDir(dirname(path));
   } catch (e) {
     if (temp !== undefined) removeQuietly(temp);
     throw storageError(e, `writing ${path}`);
@@ -140,7 +135,7 @@ export function writeNewFileAtomic(
   const exists = () => new LinksError("file_exists", `${path} already exists`);
   let temp: string | undefined;
   try {
-    temp = writeTemp(path, data, opts?.mode ?? 0o644, opts?.sync ?? true);
+    temp = writeTemp(path, data, opts?.mode ?? 0o644);
     try {
       linkSync(temp, path);
     } catch (e) {
@@ -149,7 +144,7 @@ export function writeNewFileAtomic(
     }
     removeQuietly(temp);
     temp = undefined;
-    if (opts?.sync ?? true) fsyncDir(dirname(path));
+    fsyncDir(dirname(path));
   } catch (e) {
     if (temp !== undefined) removeQuietly(temp);
     throw storageError(e, `creating ${path}`);
