@@ -7,6 +7,7 @@ import {
   closeSync,
   constants,
   fchmodSync,
+  fdatasync,
   fsync,
   fsyncSync,
   linkSync,
@@ -92,15 +93,21 @@ export function atomicWrite(path: string, data: string | Uint8Array, opts?: Atom
   }
 }
 
-function fsyncOffThread(path: string): Promise<void> {
+/** fsync or fdatasync of a file or directory off the main thread (libuv's pool). */
+function syncOffThread(path: string, sync: typeof fsync): Promise<void> {
   const fd = openSync(path, constants.O_RDONLY);
   return new Promise<void>((resolve, reject) => {
-    fsync(fd, (e) => {
+    sync(fd, (e) => {
       closeQuietly(fd);
       if (e) reject(e);
       else resolve();
     });
   });
+}
+
+/** fdatasync off the main thread, so a slow disk does not stall requests (appends: the group commit's log). */
+export function fdatasyncFile(path: string): Promise<void> {
+  return syncOffThread(path, fdatasync);
 }
 
 /**
@@ -112,10 +119,10 @@ export async function atomicWriteAsync(path: string, data: string | Uint8Array, 
   let temp: string | undefined;
   try {
     temp = writeTemp(path, data, opts?.mode ?? 0o644, false);
-    await fsyncOffThread(temp);
+    await syncOffThread(temp, fsync);
     renameSync(temp, path);
     temp = undefined;
-    await fsyncOffThread(dirname(path));
+    await syncOffThread(dirname(path), fsync);
   } catch (e) {
     if (temp !== undefined) removeQuietly(temp);
     throw storageError(e, `writing ${path}`);

@@ -5,11 +5,12 @@
  * latest pointers are then written without fsync; a checkpoint (syncfs) makes them durable and
  * empties the log, and `recover` rewrites whatever a crash lost from the log at start-up.
  */
-import { closeSync, constants, existsSync, fdatasync, openSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { normalizeBundle, requireVerified } from "../core/bundle.ts";
 import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { storageError } from "../core/errors.ts";
 import { Histogram } from "../core/stats.ts";
+import { fdatasyncFile } from "./atomic.ts";
 import { appendAudit, auditRow, type AuditEntry, type AuditRow } from "./audit.ts";
 import { withFileLockSync } from "./flock.ts";
 import { indexRowLines, rowScope } from "./index-rows.ts";
@@ -179,18 +180,6 @@ export class GroupCommit {
     while (this.running || this.checkpointing) await (this.running ?? this.checkpointing);
     if (this.needsRepair || this.logBytes > 0) await this.checkpointAsync();
   }
-}
-
-/** fdatasync off the main thread (libuv's pool), so a slow disk does not stall requests. */
-export function fdatasyncFile(path: string): Promise<void> {
-  const fd = openSync(path, constants.O_RDONLY);
-  return new Promise<void>((resolve, reject) => {
-    fdatasync(fd, (e) => {
-      closeSync(fd);
-      if (e) reject(e);
-      else resolve();
-    });
-  });
 }
 
 /**
