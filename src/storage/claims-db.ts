@@ -11,11 +11,12 @@
  * through `TopLevelOwners`.
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { storageError } from "../core/errors.ts";
 import { claimsQuery, ClaimsTable, keysOf, Meta, tailJsonl } from "./claims-table.ts";
 import { parseIndexRow, PUBLIC_SCOPE, rowScope, type ClaimFilter, type IndexRow } from "./index-rows.ts";
+import { fileStamp } from "./jsonl.ts";
 import { LegacyHoldings } from "./legacy-holdings.ts";
 import type { DataPaths } from "./paths.ts";
 import type { Scope, TopLevelOwners } from "./store.ts";
@@ -226,13 +227,4 @@ export function withOwners<T, O extends TopLevelOwners>(paths: DataPaths, owners
   if (result instanceof Promise) return result.finally(() => db.close()) as T;
   db.close();
   return result;
-}
-
-function fileStamp(path: string): { ino: number; size: number } {
-  try {
-    const s = statSync(path);
-    return { ino: s.ino, size: s.size };
-  } catch {
-    return { ino: 0, size: 0 };
-  }
 }

@@ -246,6 +246,16 @@ export function readFrom(path: string, offset: number, maxBytes = Number.POSITIV
 
 const decoder = new TextDecoder();
 
+/** Which file is at path and how long it is, for readers that tail it: zeros when there is none. */
+export function fileStamp(path: string): { ino: number; size: number } {
+  try {
+    const s = statSync(path);
+    return { ino: s.ino, size: s.size };
+  } catch {
+    return { ino: 0, size: 0 };
+  }
+}
+
 function shorten(s: string, max = 200): string {
   return s.length > max ? `${s.slice(0, max)}...` : s;
 }
