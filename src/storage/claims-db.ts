@@ -148,7 +148,7 @@ export class ClaimsDb implements TopLevelOwners {
   }
 
   private lastWarning = 0;
-  /** whether a catch-up of this process went through (see holdsVillageBundlesAtTop) */
+  /** whether a catch-up of this process went through (see villagesAtTop) */
   private caughtUp = false;
 
   private warnOnce(message: string): void {
@@ -173,8 +173,13 @@ export class ClaimsDb implements TopLevelOwners {
     return row?.bundle_id ?? null;
   }
 
+  /**
+   * v0.7's holdings come from its audit rows, which only v0.7 writes: what the first catch-up of
+   * this process read stays true (later catch-ups keep the table current too), so this does not
+   * catch up again. The group commit asks it for every village bundle it stores.
+   */
   villagesAtTop(bundleId: string): string[] {
-    this.catchUp({ wait: false });
+    if (!this.caughtUp) this.catchUp({ wait: false });
     return this.legacy.villagesOf(bundleId);
   }
 
@@ -191,13 +196,6 @@ export class ClaimsDb implements TopLevelOwners {
 
   refresh(): void {
     this.catchUp();
-  }
-
-  holdsVillageBundlesAtTop(): boolean {
-    // v0.7's holdings come from its audit rows, which only v0.7 writes: what the first catch-up
-    // of this process read stays true (later catch-ups keep the answer current too).
-    if (!this.caughtUp) this.catchUp({ wait: false });
-    return this.legacy.any();
   }
 
   /** The rows v0.7 wrote for a bundle without its village (oldest first). */

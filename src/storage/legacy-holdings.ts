@@ -84,11 +84,6 @@ export class LegacyHoldings {
     return this.map().has(bundleId);
   }
 
-  /** Whether v0.7 left any village's bundle at the top. */
-  any(): boolean {
-    return this.map().size > 0;
-  }
-
   /**
    * Called for each row read from claims.jsonl: a v0.7 row without its village is copied to the
    * villages that hold the bundle (unless they have rows of their own); a village's own row
