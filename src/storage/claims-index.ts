@@ -25,7 +25,7 @@ import { withFileLockSync } from "./flock.ts";
 import { indexRowLines, PUBLIC_SCOPE, rowScope } from "./index-rows.ts";
 import { readJsonFile } from "./json-file.ts";
 import { fileStamp, stageJsonl } from "./jsonl.ts";
-import { villageVisibility } from "./legacy-holdings.ts";
+import { villageVisibilities } from "./legacy-holdings.ts";
 import type { DataPaths } from "./paths.ts";
 import { bundleTree } from "./store.ts";
 
@@ -64,12 +64,7 @@ function rebuild(paths: DataPaths, db: ClaimsDb, onProgress?: (done: number, tot
   const total = tree.top.length + tree.villages.reduce((n, v) => n + v.bundleIds.length, 0);
   const entries: Entry[] = [];
   const skipped: string[] = [];
-  const visibility = new Map<string, string>();
-  const visibilityOf = (vid: string) => {
-    let v = visibility.get(vid);
-    if (v === undefined) visibility.set(vid, (v = villageVisibility(paths, vid)));
-    return v;
-  };
+  const visibilityOf = villageVisibilities(paths);
   let done = 0;
   let bundles = 0;
   const add = (bundle: Bundle, scope: string, lines: string[]) => {
