@@ -19,14 +19,14 @@ function inCodePointOrder(keys: string[]): string[] {
   return keys;
 }
 
-export function parseCanonicalText(text: string, maxDepth = INPUT_MAX_DEPTH): JsonValue | undefined {
+export function parseCanonicalText(text: string): JsonValue | undefined {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     return undefined;
   }
-  const walk = new CanonicalWalk(text, maxDepth);
+  const walk = new CanonicalWalk(text);
   try {
     const out = walk.value(value, 0);
     return walk.pos === text.length ? out : undefined;
@@ -38,7 +38,7 @@ export function parseCanonicalText(text: string, maxDepth = INPUT_MAX_DEPTH): Js
 
 class CanonicalWalk {
   pos = 0;
-  constructor(private readonly text: string, private readonly maxDepth: number) {}
+  constructor(private readonly text: string) {}
 
   private expect(c: number): void {
     if (this.text.charCodeAt(this.pos) !== c) throw MISMATCH;
@@ -83,7 +83,7 @@ class CanonicalWalk {
           this.literal("null");
           return null;
         }
-        if (depth >= this.maxDepth) throw MISMATCH;
+        if (depth >= INPUT_MAX_DEPTH) throw MISMATCH;
         return Array.isArray(v) ? this.array(v, depth) : this.object(v as Record<string, unknown>, depth);
       default:
         throw MISMATCH;

@@ -7,6 +7,7 @@ import {
   closeSync,
   constants,
   fchmodSync,
+  fdatasync,
   fsync,
   fsyncSync,
   linkSync,
@@ -22,11 +23,6 @@ import { openCreatingParents } from "./open.ts";
 export interface AtomicWriteOptions {
   /** File mode of the result; default 0o644. Applied with fchmod, so the umask does not narrow it. */
   mode?: number;
-  /**
-   * fsync the file and its directory (default true). Only the group commit turns it off, for
-   * files its write-ahead log makes durable and recovery rewrites after a crash.
-   */
-  sync?: boolean;
 }
 
 function tempPathFor(path: string): string {
@@ -87,25 +83,31 @@ function removeQuietly(path: string): void {
 export function atomicWrite(path: string, data: string | Uint8Array, opts?: AtomicWriteOptions): void {
   let temp: string | undefined;
   try {
-    temp = writeTemp(path, data, opts?.mode ?? 0o644, opts?.sync ?? true);
+    temp = writeTemp(path, data, opts?.mode ?? 0o644);
     renameSync(temp, path);
     temp = undefined;
-    if (opts?.sync ?? true) fsyncDir(dirname(path));
+    fsyncDir(dirname(path));
   } catch (e) {
     if (temp !== undefined) removeQuietly(temp);
     throw storageError(e, `writing ${path}`);
   }
 }
 
-function fsyncOffThread(path: string): Promise<void> {
+/** fsync or fdatasync of a file or directory off the main thread (libuv's pool). */
+function syncOffThread(path: string, sync: typeof fsync): Promise<void> {
   const fd = openSync(path, constants.O_RDONLY);
   return new Promise<void>((resolve, reject) => {
-    fsync(fd, (e) => {
+    sync(fd, (e) => {
       closeQuietly(fd);
       if (e) reject(e);
       else resolve();
     });
   });
+}
+
+/** fdatasync off the main thread, so a slow disk does not stall requests (appends: the group commit's log). */
+export function fdatasyncFile(path: string): Promise<void> {
+  return syncOffThread(path, fdatasync);
 }
 
 /**
@@ -117,10 +119,10 @@ export async function atomicWriteAsync(path: string, data: string | Uint8Array, 
   let temp: string | undefined;
   try {
     temp = writeTemp(path, data, opts?.mode ?? 0o644, false);
-    await fsyncOffThread(temp);
+    await syncOffThread(temp, fsync);
     renameSync(temp, path);
     temp = undefined;
-    await fsyncOffThread(dirname(path));
+    await syncOffThread(dirname(path), fsync);
   } catch (e) {
     if (temp !== undefined) removeQuietly(temp);
     throw storageError(e, `writing ${path}`);
@@ -140,7 +142,7 @@ export function writeNewFileAtomic(
   const exists = () => new LinksError("file_exists", `${path} already exists`);
   let temp: string | undefined;
   try {
-    temp = writeTemp(path, data, opts?.mode ?? 0o644, opts?.sync ?? true);
+    temp = writeTemp(path, data, opts?.mode ?? 0o644);
     try {
       linkSync(temp, path);
     } catch (e) {
@@ -149,7 +151,7 @@ export function writeNewFileAtomic(
     }
     removeQuietly(temp);
     temp = undefined;
-    if (opts?.sync ?? true) fsyncDir(dirname(path));
+    fsyncDir(dirname(path));
   } catch (e) {
     if (temp !== undefined) removeQuietly(temp);
     throw storageError(e, `creating ${path}`);

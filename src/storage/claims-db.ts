@@ -11,11 +11,12 @@
  * through `TopLevelOwners`.
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { storageError } from "../core/errors.ts";
 import { claimsQuery, ClaimsTable, keysOf, Meta, tailJsonl } from "./claims-table.ts";
 import { parseIndexRow, PUBLIC_SCOPE, rowScope, type ClaimFilter, type IndexRow } from "./index-rows.ts";
+import { fileStamp } from "./jsonl.ts";
 import { LegacyHoldings } from "./legacy-holdings.ts";
 import type { DataPaths } from "./paths.ts";
 import type { Scope, TopLevelOwners } from "./store.ts";
@@ -147,7 +148,7 @@ export class ClaimsDb implements TopLevelOwners {
   }
 
   private lastWarning = 0;
-  /** whether a catch-up of this process went through (see holdsVillageBundlesAtTop) */
+  /** whether a catch-up of this process went through (see villagesAtTop) */
   private caughtUp = false;
 
   private warnOnce(message: string): void {
@@ -172,8 +173,13 @@ export class ClaimsDb implements TopLevelOwners {
     return row?.bundle_id ?? null;
   }
 
+  /**
+   * v0.7's holdings come from its audit rows, which only v0.7 writes: what the first catch-up of
+   * this process read stays true (later catch-ups keep the table current too), so this does not
+   * catch up again. The group commit asks it for every village bundle it stores.
+   */
   villagesAtTop(bundleId: string): string[] {
-    this.catchUp({ wait: false });
+    if (!this.caughtUp) this.catchUp({ wait: false });
     return this.legacy.villagesOf(bundleId);
   }
 
@@ -190,13 +196,6 @@ export class ClaimsDb implements TopLevelOwners {
 
   refresh(): void {
     this.catchUp();
-  }
-
-  holdsVillageBundlesAtTop(): boolean {
-    // v0.7's holdings come from its audit rows, which only v0.7 writes: what the first catch-up
-    // of this process read stays true (later catch-ups keep the answer current too).
-    if (!this.caughtUp) this.catchUp({ wait: false });
-    return this.legacy.any();
   }
 
   /** The rows v0.7 wrote for a bundle without its village (oldest first). */
@@ -226,13 +225,4 @@ export function withOwners<T, O extends TopLevelOwners>(paths: DataPaths, owners
   if (result instanceof Promise) return result.finally(() => db.close()) as T;
   db.close();
   return result;
-}
-
-function fileStamp(path: string): { ino: number; size: number } {
-  try {
-    const s = statSync(path);
-    return { ino: s.ino, size: s.size };
-  } catch {
-    return { ino: 0, size: 0 };
-  }
 }

@@ -17,15 +17,15 @@
  * reindexes in a row give identical files. Rows are ordered by the bundles' created_at (then id
  * and scope), so "latest" after a reindex is the newest bundle.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { normalizeBundle, type Bundle } from "../core/bundle.ts";
 import { parseDatetime } from "../core/datetime.ts";
 import { withOwners, type ClaimsDb } from "./claims-db.ts";
 import { withFileLockSync } from "./flock.ts";
 import { indexRowLines, PUBLIC_SCOPE, rowScope } from "./index-rows.ts";
 import { readJsonFile } from "./json-file.ts";
-import { stageJsonl } from "./jsonl.ts";
-import { villageVisibility } from "./legacy-holdings.ts";
+import { fileStamp, stageJsonl } from "./jsonl.ts";
+import { villageVisibilities } from "./legacy-holdings.ts";
 import type { DataPaths } from "./paths.ts";
 import { bundleTree } from "./store.ts";
 
@@ -57,19 +57,14 @@ export function reindex(paths: DataPaths, onProgress?: (done: number, total: num
 function rebuild(paths: DataPaths, db: ClaimsDb, onProgress?: (done: number, total: number) => void): ReindexResult {
   const writers = paths.indexWritersLockFile();
   const index = paths.claimsIndexFile();
-  const since = withFileLockSync(writers, "exclusive", () => sizeOf(index));
+  const since = withFileLockSync(writers, "exclusive", () => fileStamp(index).size);
   db.catchUp();
 
   const tree = bundleTree(paths);
   const total = tree.top.length + tree.villages.reduce((n, v) => n + v.bundleIds.length, 0);
   const entries: Entry[] = [];
   const skipped: string[] = [];
-  const visibility = new Map<string, string>();
-  const visibilityOf = (vid: string) => {
-    let v = visibility.get(vid);
-    if (v === undefined) visibility.set(vid, (v = villageVisibility(paths, vid)));
-    return v;
-  };
+  const visibilityOf = villageVisibilities(paths);
   let done = 0;
   let bundles = 0;
   const add = (bundle: Bundle, scope: string, lines: string[]) => {
@@ -150,12 +145,4 @@ function readBundle(file: string): { bundle?: Bundle; error?: string } {
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
 }

@@ -5,16 +5,17 @@
  * latest pointers are then written without fsync; a checkpoint (syncfs) makes them durable and
  * empties the log, and `recover` rewrites whatever a crash lost from the log at start-up.
  */
-import { closeSync, constants, existsSync, fdatasync, openSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { normalizeBundle, requireVerified } from "../core/bundle.ts";
 import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { storageError } from "../core/errors.ts";
 import { Histogram } from "../core/stats.ts";
+import { fdatasyncFile } from "./atomic.ts";
 import { appendAudit, auditRow, type AuditEntry, type AuditRow } from "./audit.ts";
 import { withFileLockSync } from "./flock.ts";
 import { indexRowLines, rowScope } from "./index-rows.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
-import { dropJsonlPrefix, lockedAppend, readJsonl, readJsonlFrom } from "./jsonl.ts";
+import { dropJsonlPrefix, fileStamp, lockedAppend, readJsonl, readJsonlFrom } from "./jsonl.ts";
 import type { DataPaths } from "./paths.ts";
 import { storeBundles, type IngestResult, type StoreItem, type TopLevelOwners } from "./store.ts";
 import { syncFilesystem, syncFilesystemAsync } from "./syncfs.ts";
@@ -70,7 +71,7 @@ export class GroupCommit {
     private readonly owners: TopLevelOwners,
     private readonly opts: typeof GROUP_COMMIT_DEFAULTS & { syncFs?: (path: string) => Promise<void> } = GROUP_COMMIT_DEFAULTS,
   ) {
-    this.logBytes = sizeOf(paths.ingestLogFile());
+    this.logBytes = fileStamp(paths.ingestLogFile()).size;
     this.timer = setInterval(() => {
       this.checkpointDue = true;
       if (!this.running) this.checkpointIfDue();
@@ -181,18 +182,6 @@ export class GroupCommit {
   }
 }
 
-/** fdatasync off the main thread (libuv's pool), so a slow disk does not stall requests. */
-export function fdatasyncFile(path: string): Promise<void> {
-  const fd = openSync(path, constants.O_RDONLY);
-  return new Promise<void>((resolve, reject) => {
-    fdatasync(fd, (e) => {
-      closeSync(fd);
-      if (e) reject(e);
-      else resolve();
-    });
-  });
-}
-
 /**
  * Makes everything written so far durable (syncfs), then empties the write-ahead log and notes
  * where the index and audit logs stood, so recovery only looks past that point.
@@ -205,18 +194,13 @@ export function checkpoint(paths: DataPaths): void {
 
 interface Mark {
   log: number;
-  index: FileMark;
-  audit: FileMark;
-}
-
-interface FileMark {
-  size: number;
-  ino: number;
+  index: { ino: number; size: number };
+  audit: { ino: number; size: number };
 }
 
 /** Where the log, index and audit files stand before the filesystem is synced. */
 function checkpointMark(paths: DataPaths): Mark {
-  return { log: sizeOf(paths.ingestLogFile()), index: fileMark(paths.claimsIndexFile()), audit: fileMark(paths.auditFile()) };
+  return { log: fileStamp(paths.ingestLogFile()).size, index: fileStamp(paths.claimsIndexFile()), audit: fileStamp(paths.auditFile()) };
 }
 
 /**
@@ -289,7 +273,7 @@ function scopeKey(scope: string | null, bundleId: string): string {
  * was replaced or shrank since (or there was no checkpoint).
  */
 function keysAfter(path: string, offset: number | undefined, ino: number | undefined, keyOf: (line: string) => string): Set<string> {
-  const now = fileMark(path);
+  const now = fileStamp(path);
   const same = offset !== undefined && offset <= now.size && (ino === undefined || ino === now.ino);
   const { records } = readJsonlFrom(path, same ? offset : 0, keyOf, () => {});
   return new Set(records.filter(Boolean));
@@ -302,21 +286,3 @@ function isWholeJson(file: string): boolean {
     return false;
   }
 }
-
-function fileMark(path: string): FileMark {
-  try {
-    const s = statSync(path);
-    return { size: s.size, ino: s.ino };
-  } catch {
-    return { size: 0, ino: 0 };
-  }
-}
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
-}
-

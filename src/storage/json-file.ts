@@ -20,10 +20,10 @@ export function readJsonFile(path: string): JsonValue | null {
   }
 }
 
-export function writeJsonFile(path: string, value: unknown, opts: { exclusive?: boolean; sync?: boolean } = {}): void {
+export function writeJsonFile(path: string, value: unknown, opts: { exclusive?: boolean } = {}): void {
   const text = `${toJsonText(value as JsonValue)}\n`;
-  if (opts.exclusive) writeNewFileAtomic(path, text, { sync: opts.sync ?? true });
-  else atomicWrite(path, text, { sync: opts.sync ?? true });
+  if (opts.exclusive) writeNewFileAtomic(path, text);
+  else atomicWrite(path, text);
 }
 
 /** writeJsonFile's replace, with the fsyncs off the event loop (see atomicWriteAsync). */

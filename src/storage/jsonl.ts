@@ -10,7 +10,6 @@ import {
   constants,
   fdatasyncSync,
   fstatSync,
-  fsyncSync,
   ftruncateSync,
   openSync,
   readSync,
@@ -21,7 +20,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { LinksError, storageError } from "../core/errors.ts";
-import { atomicWrite } from "./atomic.ts";
+import { atomicWrite, fsyncDir } from "./atomic.ts";
 import { lockFd, unlockFd } from "./flock.ts";
 import { openCreatingParents } from "./open.ts";
 
@@ -65,17 +64,12 @@ export function lockedAppend(path: string, lines: string[], opts?: { fsync?: boo
   const body = Buffer.from(`${lines.join("\n")}\n`, "utf8");
   let fd: number | undefined;
   try {
-    fd = openLocked(path);
-    const size = fstatSync(fd).size;
+    let size: number;
+    ({ fd, size } = openLocked(path));
     let data = body;
-    if (size > 0) {
-      const last = Buffer.alloc(1);
-      readSync(fd, last, 0, 1, size - 1);
-      if (last[0] !== NL) data = Buffer.concat([Buffer.from("\n"), body]);
-    }
+    if (size > 0 && readRange(fd, size - 1, 1)[0] !== NL) data = Buffer.concat([Buffer.from("\n"), body]);
     try {
-      let done = 0;
-      while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+      writeAll(fd, data);
       if (opts?.fsync ?? true) fdatasyncSync(fd);
     } catch (e) {
       // Still under the lock: take back a partial record (a full disk), so no torn line is left
@@ -101,23 +95,47 @@ export function lockedAppend(path: string, lines: string[], opts?: { fsync?: boo
 }
 
 /**
- * Opens for append and takes the exclusive lock. A rewrite (stageJsonl, dropJsonlPrefix) renames
- * a new inode over the path while holding the old one's lock; whoever waited on the old inode
- * must reopen, or its records would land in an unlinked file.
+ * Opens for append and takes the exclusive lock; gives the file's size under it. A rewrite
+ * (stageJsonl, dropJsonlPrefix) renames a new inode over the path while holding the old one's
+ * lock; whoever waited on the old inode must reopen, or its records would land in an unlinked file.
  */
-function openLocked(path: string): number {
+function openLocked(path: string): { fd: number; size: number } {
   for (;;) {
     const fd = openCreatingParents(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT);
-    lockFd(fd, "exclusive");
     let current: number | undefined;
+    let own: { ino: number; size: number };
     try {
-      current = statSync(path).ino;
-    } catch {
-      current = undefined;
+      lockFd(fd, "exclusive");
+      try {
+        current = statSync(path).ino;
+      } catch {
+        current = undefined;
+      }
+      own = fstatSync(fd);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
     }
-    if (current === fstatSync(fd).ino) return fd;
+    if (current === own.ino) return { fd, size: own.size };
     closeSync(fd);
   }
+}
+
+/** Bytes [offset, offset + length) of an open file; fewer when the file ends before. */
+function readRange(fd: number, offset: number, length: number): Buffer {
+  const buf = Buffer.alloc(Math.max(0, length));
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, offset + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done);
 }
 
 export interface StagedJsonl {
@@ -138,19 +156,6 @@ export interface StagedJsonl {
 export function stageJsonl(path: string, lines: string[]): StagedJsonl {
   const staged = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.staged`);
   atomicWrite(staged, lines.length === 0 ? "" : `${lines.join("\n")}\n`);
-  const appendKept = (text: string, keep: (line: string) => boolean): number => {
-    const kept = text.split("\n").filter((l) => l.trim() !== "" && keep(l));
-    if (kept.length === 0) return 0;
-    const fd = openSync(staged, constants.O_WRONLY | constants.O_APPEND);
-    try {
-      const data = Buffer.from(`${kept.join("\n")}\n`, "utf8");
-      let done = 0;
-      while (done < data.length) done += writeSync(fd, data, done, data.length - done);
-    } finally {
-      closeSync(fd);
-    }
-    return kept.length;
-  };
   const discard = (): void => {
     try {
       unlinkSync(staged);
@@ -163,42 +168,32 @@ export function stageJsonl(path: string, lines: string[]): StagedJsonl {
     commit(since, keep) {
       let added = 0;
       try {
-        // Most of what came meanwhile is copied before the lock is taken ...
-        let from = since;
-        const early = readFrom(path, since);
-        if (early !== null) {
-          const whole = early.lastIndexOf(NL) + 1;
-          added += appendKept(decoder.decode(early.subarray(0, whole)), keep);
-          from += whole;
-        }
-        // ... the rest under it, through the rename.
-        const fd = openLocked(path);
+        const out = openSync(staged, constants.O_WRONLY | constants.O_APPEND);
         try {
-          const size = fstatSync(fd).size;
-          const rest = Buffer.alloc(Math.max(0, size - from));
-          let got = 0;
-          while (got < rest.length) {
-            const n = readSync(fd, rest, got, rest.length - got, from + got);
-            if (n === 0) break;
-            got += n;
-          }
-          // an unfinished last line can only be a crashed writer's: it is left behind
-          added += appendKept(decoder.decode(rest.subarray(0, rest.lastIndexOf(NL) + 1)), keep);
-          const sfd = openSync(staged, constants.O_RDONLY);
+          /** Copies the whole lines of bytes that `keep` accepts; returns how many bytes that covered. */
+          const appendKept = (bytes: Uint8Array): number => {
+            const whole = bytes.lastIndexOf(NL) + 1;
+            const kept = decoder.decode(bytes.subarray(0, whole)).split("\n").filter((l) => l.trim() !== "" && keep(l));
+            if (kept.length > 0) writeAll(out, Buffer.from(`${kept.join("\n")}\n`, "utf8"));
+            added += kept.length;
+            return whole;
+          };
+          // Most of what came meanwhile is copied before the lock is taken ...
+          const early = readFrom(path, since);
+          const from = since + (early === null ? 0 : appendKept(early));
+          // ... the rest under it, through the rename.
+          const { fd, size } = openLocked(path);
           try {
-            fdatasyncSync(sfd);
+            // an unfinished last line can only be a crashed writer's: it is left behind
+            appendKept(readRange(fd, from, size - from));
+            fdatasyncSync(out);
+            renameSync(staged, path);
+            fsyncDir(dirname(path));
           } finally {
-            closeSync(sfd);
-          }
-          renameSync(staged, path);
-          const dfd = openSync(dirname(path), constants.O_RDONLY);
-          try {
-            fsyncSync(dfd);
-          } finally {
-            closeSync(dfd);
+            closeSync(fd);
           }
         } finally {
-          closeSync(fd);
+          closeSync(out);
         }
       } catch (e) {
         discard();
@@ -216,16 +211,9 @@ export function stageJsonl(path: string, lines: string[]): StagedJsonl {
 export function dropJsonlPrefix(path: string, offset: number): void {
   let fd: number | undefined;
   try {
-    fd = openLocked(path);
-    const size = fstatSync(fd).size;
-    const rest = Buffer.alloc(Math.max(0, size - offset));
-    let got = 0;
-    while (got < rest.length) {
-      const n = readSync(fd, rest, got, rest.length - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
-    atomicWrite(path, rest.subarray(0, got));
+    let size: number;
+    ({ fd, size } = openLocked(path));
+    atomicWrite(path, readRange(fd, offset, size - offset));
   } catch (e) {
     throw storageError(e, `rewriting ${path}`);
   } finally {
@@ -246,15 +234,9 @@ export function readFrom(path: string, offset: number, maxBytes = Number.POSITIV
     lockFd(fd, "shared");
     const size = fstatSync(fd).size;
     if (offset >= size) return new Uint8Array(0);
-    const buf = Buffer.alloc(Math.min(size - offset, maxBytes));
-    let got = 0;
-    while (got < buf.length) {
-      const n = readSync(fd, buf, got, buf.length - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
+    const buf = readRange(fd, offset, Math.min(size - offset, maxBytes));
     unlockFd(fd);
-    return buf.subarray(0, got);
+    return buf;
   } catch (e) {
     throw storageError(e, `reading ${path}`);
   } finally {
@@ -263,6 +245,16 @@ export function readFrom(path: string, offset: number, maxBytes = Number.POSITIV
 }
 
 const decoder = new TextDecoder();
+
+/** Which file is at path and how long it is, for readers that tail it: zeros when there is none. */
+export function fileStamp(path: string): { ino: number; size: number } {
+  try {
+    const s = statSync(path);
+    return { ino: s.ino, size: s.size };
+  } catch {
+    return { ino: 0, size: 0 };
+  }
+}
 
 function shorten(s: string, max = 200): string {
   return s.length > max ? `${s.slice(0, max)}...` : s;

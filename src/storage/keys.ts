@@ -45,7 +45,7 @@ export function writeKeyPair(dir: string, seed: Uint8Array, opts: { force?: bool
 }
 
 /** What the file and its neighbours say it is. */
-export type KeyFileKind =
+type KeyFileKind =
   | { kind: "public"; why: string }
   | { kind: "private"; publicKey: Uint8Array }
   | { kind: "mismatch"; pub: string }
@@ -84,19 +84,19 @@ export async function readPublicKeyOf(path: string): Promise<{ publicKey: Uint8A
 }
 
 /** Decides from the name and the `.pub` files in the same directory; the content is 32 bytes. */
-export function classifyKeyFile(path: string, bytes: Uint8Array): KeyFileKind {
+function classifyKeyFile(path: string, bytes: Uint8Array): KeyFileKind {
   const name = basename(path);
   if (extname(name).toLowerCase() === ".pub") return { kind: "public", why: "its name ends in .pub" };
   const dir = dirname(path);
   const stemPub = `${name.slice(0, name.length - extname(name).length)}.pub`;
   for (const pub of siblingPubs(dir)) {
     const other = readKeyQuietly(join(dir, pub));
-    if (other !== null && equalBytes(other, bytes)) return { kind: "public", why: `it holds the same key as ${join(dir, pub)}` };
+    if (other !== null && Buffer.compare(other, bytes) === 0) return { kind: "public", why: `it holds the same key as ${join(dir, pub)}` };
   }
   const derived = publicKeyFromSeed(bytes);
   const companion = readKeyQuietly(join(dir, stemPub));
   if (companion !== null) {
-    return equalBytes(companion, derived) ? { kind: "private", publicKey: derived } : { kind: "mismatch", pub: join(dir, stemPub) };
+    return Buffer.compare(companion, derived) === 0 ? { kind: "private", publicKey: derived } : { kind: "mismatch", pub: join(dir, stemPub) };
   }
   return extname(name).toLowerCase() === ".key" ? { kind: "private", publicKey: derived } : { kind: "unknown" };
 }
@@ -135,10 +135,6 @@ export function decodeKey(text: string, path: string): Uint8Array {
     throw new LinksError("invalid_key_file", `${path} is not a key file (expected canonical base64 of 32 bytes)`);
   }
   return bytes;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function exists(path: string): boolean {

@@ -22,19 +22,30 @@ import { readVillage, villagePolicy } from "./villages.ts";
 /** audit actions that put a bundle into a village */
 const VILLAGE_ACCEPTS = new Set(["ingest.accept", "quarantine.approve"]);
 
-/** A village's visibility for its index rows ("village" when its policy cannot be read). */
-export function villageVisibility(paths: DataPaths, villageId: string): string {
-  try {
-    return villagePolicy(readVillage(paths, villageId)).visibility;
-  } catch {
-    return "village";
-  }
+/**
+ * Each village's visibility for its index rows ("village" when its policy cannot be read), read
+ * once per village for as long as the returned lookup is kept.
+ */
+export function villageVisibilities(paths: DataPaths): (villageId: string) => string {
+  const known = new Map<string, string>();
+  return (villageId) => {
+    let v = known.get(villageId);
+    if (v === undefined) {
+      try {
+        v = villagePolicy(readVillage(paths, villageId)).visibility;
+      } catch {
+        v = "village";
+      }
+      known.set(villageId, v);
+    }
+    return v;
+  };
 }
 
 export class LegacyHoldings {
   /** the table as bundle id -> villages (small: only what v0.7 left at the top) */
   private cache: Map<string, string[]> | null = null;
-  private readonly visibilities = new Map<string, string>();
+  private visibilityOf: (villageId: string) => string;
 
   constructor(
     private readonly db: Database,
@@ -43,6 +54,7 @@ export class LegacyHoldings {
     private readonly paths: DataPaths,
     private readonly warn: (message: string) => void,
   ) {
+    this.visibilityOf = villageVisibilities(paths);
     db.exec(`CREATE TABLE IF NOT EXISTS legacy_holdings (
       bundle_id TEXT NOT NULL,
       village_id TEXT NOT NULL,
@@ -53,7 +65,7 @@ export class LegacyHoldings {
   /** Forgets what it read before: another process, or a rolled-back transaction, may have changed it. */
   invalidate(): void {
     this.cache = null;
-    this.visibilities.clear();
+    this.visibilityOf = villageVisibilities(this.paths);
   }
 
   /** Reads the audit log from where it stopped: accepted into a village, file at the top. */
@@ -82,11 +94,6 @@ export class LegacyHoldings {
 
   has(bundleId: string): boolean {
     return this.map().has(bundleId);
-  }
-
-  /** Whether v0.7 left any village's bundle at the top. */
-  any(): boolean {
-    return this.map().size > 0;
   }
 
   /**
@@ -155,14 +162,5 @@ export class LegacyHoldings {
     }
     this.cache = map;
     return map;
-  }
-
-  private visibilityOf(villageId: string): string {
-    let v = this.visibilities.get(villageId);
-    if (v === undefined) {
-      v = villageVisibility(this.paths, villageId);
-      this.visibilities.set(villageId, v);
-    }
-    return v;
   }
 }

@@ -4,7 +4,7 @@
  * copy in one scope never makes the same bundle look stored in another. The one exception is
  * Python Links v0.7's layout, which put village bundles at the top too: which village such a file
  * belongs to (and whether it is public at all) is known to the claims database, which the store
- * asks through `TopLevelOwners`, and only about files it found at the top.
+ * asks through `TopLevelOwners`.
  *
  * Every reader goes through `storedBundleFile` / `storedBundle` / `isStored`.
  */
@@ -30,18 +30,15 @@ export type Scope = string | null;
  * Links v0.7 put the bundles it accepted into villages there as well.
  */
 export interface TopLevelOwners {
-  /** the villages whose bundle this top-level file is (Python v0.7's layout) */
+  /**
+   * The villages whose bundle this top-level file is (Python v0.7's layout); none in a data
+   * directory v0.7 never wrote to. Cheap: asked for every village bundle stored, it reads no file.
+   */
   villagesAtTop(bundleId: string): string[];
   /** whether the public store holds it: not when it is only a village bundle v0.7 left there */
   publicAtTop(bundleId: string): boolean;
   /** brings the answers up to date with every write finished so far (the others may lag) */
   refresh(): void;
-  /**
-   * Whether any file at the top is a village's at all (a data directory Python v0.7 wrote to).
-   * When none is, a village holds exactly the files of its own folder, and finding out whether
-   * it holds a bundle costs one lookup there. Cheap: no file is read to answer it.
-   */
-  holdsVillageBundlesAtTop(): boolean;
 }
 
 /** The file that holds bundle X for scope S, or null when S does not hold X. */
@@ -50,12 +47,11 @@ export function storedBundleFile(paths: DataPaths, scope: Scope, bundleId: strin
   if (scope !== null) {
     const own = paths.bundleFile(bundleId, scope);
     if (existsSync(own)) return own;
-    if (!owners.holdsVillageBundlesAtTop()) return null;
+    if (!owners.villagesAtTop(bundleId).includes(scope)) return null;
   }
   const top = paths.bundleFile(bundleId);
   if (!existsSync(top)) return null;
-  const held = scope === null ? owners.publicAtTop(bundleId) : owners.villagesAtTop(bundleId).includes(scope);
-  return held ? top : null;
+  return scope !== null || owners.publicAtTop(bundleId) ? top : null;
 }
 
 /** Whether scope S holds bundle X. */
@@ -112,7 +108,7 @@ function storeAll(paths: DataPaths, items: StoreItem[], owners: TopLevelOwners, 
     const duplicate = { status: "duplicate", bundleId: bundle.bundle_id, rows: 0 } as const;
     // The exclusive create below finds a bundle the scope already holds in its own place; only
     // a village bundle Python v0.7 left at the top of store/bundles needs asking about first.
-    if (villageId !== null && owners.holdsVillageBundlesAtTop() && owners.villagesAtTop(bundle.bundle_id).includes(villageId)) return duplicate;
+    if (villageId !== null && owners.villagesAtTop(bundle.bundle_id).includes(villageId)) return duplicate;
     const file = paths.bundleFile(bundle.bundle_id, villageId);
     try {
       if (opts.sync) writeJsonFile(file, bundle, { exclusive: true });

@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BadLine } from "../../../src/storage/jsonl.ts";
-import { lockedAppend, readJsonl, readJsonlFrom } from "../../../src/storage/jsonl.ts";
+import { dropJsonlPrefix, lockedAppend, readJsonl, readJsonlFrom, stageJsonl } from "../../../src/storage/jsonl.ts";
 
 let dir: string;
 beforeEach(() => {
@@ -185,5 +185,38 @@ describe("readJsonlFrom", () => {
     expect(() => readJsonlFrom(join(dir, "x"), 1.5, parse)).toThrow(
       expect.objectContaining({ code: "invalid_argument" }),
     );
+  });
+});
+
+describe("stageJsonl", () => {
+  test("commit adds the records appended since the staging that keep accepts, leaving a torn last line behind", () => {
+    const file = join(dir, "index.jsonl");
+    writeFileSync(file, '{"n":1}\n');
+    const since = readFileSync(file).length;
+    const staged = stageJsonl(file, ['{"n":10}']);
+    appendFileSync(file, '{"n":2}\n{"n":3}\n{"n":4}\n{"n":5');
+    expect(staged.commit(since, (line) => parse(line).n !== 3)).toBe(2);
+    expect(readFileSync(file, "utf8")).toBe('{"n":10}\n{"n":2}\n{"n":4}\n');
+    staged.discard(); // nothing left to remove
+    expect(readdirSync(dir)).toEqual(["index.jsonl"]);
+  });
+
+  test("discard removes the staged file and leaves the live one as it was", () => {
+    const file = join(dir, "index.jsonl");
+    writeFileSync(file, '{"n":1}\n');
+    stageJsonl(file, ['{"n":10}']).discard();
+    expect(readdirSync(dir)).toEqual(["index.jsonl"]);
+    expect(readFileSync(file, "utf8")).toBe('{"n":1}\n');
+  });
+});
+
+describe("dropJsonlPrefix", () => {
+  test("keeps what follows the offset, torn last line included", () => {
+    const file = join(dir, "wal.jsonl");
+    writeFileSync(file, '{"n":1}\n{"n":2}\n{"n":3');
+    dropJsonlPrefix(file, 8);
+    expect(readFileSync(file, "utf8")).toBe('{"n":2}\n{"n":3');
+    dropJsonlPrefix(file, 100);
+    expect(existsSync(file) && readFileSync(file, "utf8")).toBe("");
   });
 });
