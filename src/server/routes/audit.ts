@@ -109,33 +109,46 @@ export function auditRoutes(d: RouteDeps): void {
     return sendJson(c, { entries: boundedPage(rows) });
   });
 
-  const inclusion = routes.add("GET", "/villages/:id/audit/proof/inclusion", {
-    summary: "The proof that a row is in the village's audit tree of a given size (RFC 9162)",
-    access: "pull",
-    query: z.object({ index: count("the row"), size: count("the tree size") }),
-    answers: { 200: { description: "the audit path, leaf to root", schema: AuditProofAnswer } },
-    errors: [...village, "invalid_argument", "storage_error"],
-  });
-  app.get(inclusion, ...pull, (c) => {
-    const index = queryCount(c, "index");
-    const size = queryCount(c, "size");
-    if (index >= size) throw new LinksError("invalid_argument", `index (${index}) must be below size (${size})`);
-    const hashes = d.auditIndex.inclusionProof(c.get("villageId"), index, size);
-    return sendJson(c, { hashes: hashes.map(encodeBase64) });
-  });
+  /** A proof route: two counts from the query, checked against each other, then the index's hashes. */
+  const proofRoute = (o: {
+    path: string;
+    summary: string;
+    /** [name, what it is], in the order misordered and prove take them */
+    params: [[string, string], [string, string]];
+    answer: string;
+    misordered: (a: number, b: number) => string | null;
+    prove: (vid: string, a: number, b: number) => Uint8Array[];
+  }): void => {
+    const path = routes.add("GET", o.path, {
+      summary: o.summary,
+      access: "pull",
+      query: z.object(Object.fromEntries(o.params.map(([name, what]) => [name, count(what)]))),
+      answers: { 200: { description: o.answer, schema: AuditProofAnswer } },
+      errors: [...village, "invalid_argument", "storage_error"],
+    });
+    app.get(path, ...pull, (c) => {
+      const a = queryCount(c, o.params[0][0]);
+      const b = queryCount(c, o.params[1][0]);
+      const wrong = o.misordered(a, b);
+      if (wrong !== null) throw new LinksError("invalid_argument", wrong);
+      return sendJson(c, { hashes: o.prove(c.get("villageId"), a, b).map(encodeBase64) });
+    });
+  };
 
-  const consistency = routes.add("GET", "/villages/:id/audit/proof/consistency", {
-    summary: "The proof that the village's audit tree of one size extends the tree of a smaller size (RFC 9162)",
-    access: "pull",
-    query: z.object({ from: count("the smaller tree size"), to: count("the larger tree size") }),
-    answers: { 200: { description: "the consistency proof", schema: AuditProofAnswer } },
-    errors: [...village, "invalid_argument", "storage_error"],
+  proofRoute({
+    path: "/villages/:id/audit/proof/inclusion",
+    summary: "The proof that a row is in the village's audit tree of a given size (RFC 9162)",
+    params: [["index", "the row"], ["size", "the tree size"]],
+    answer: "the audit path, leaf to root",
+    misordered: (index, size) => (index >= size ? `index (${index}) must be below size (${size})` : null),
+    prove: (vid, index, size) => d.auditIndex.inclusionProof(vid, index, size),
   });
-  app.get(consistency, ...pull, (c) => {
-    const from = queryCount(c, "from");
-    const to = queryCount(c, "to");
-    if (from > to) throw new LinksError("invalid_argument", `from (${from}) must not be above to (${to})`);
-    const hashes = d.auditIndex.consistencyProof(c.get("villageId"), from, to);
-    return sendJson(c, { hashes: hashes.map(encodeBase64) });
+  proofRoute({
+    path: "/villages/:id/audit/proof/consistency",
+    summary: "The proof that the village's audit tree of one size extends the tree of a smaller size (RFC 9162)",
+    params: [["from", "the smaller tree size"], ["to", "the larger tree size"]],
+    answer: "the consistency proof",
+    misordered: (from, to) => (from > to ? `from (${from}) must not be above to (${to})` : null),
+    prove: (vid, from, to) => d.auditIndex.consistencyProof(vid, from, to),
   });
 }
