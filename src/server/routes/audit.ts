@@ -6,6 +6,7 @@
  * - `GET /villages/:id/audit/entries?start=&end=`: `{"entries": [...]}`, rows start to end - 1 of
  *   the village's tree, each exactly as stored without its newline. `start` defaults to 0, `end`
  *   to start + 1000; end is clamped to the tree size, and a page stops at 1000 rows or 1 MiB.
+ *   `?last=N` instead: the newest N rows (what the review page shows), the bound keeping the newest.
  * - `GET /villages/:id/audit/proof/inclusion?index=&size=` and
  *   `GET /villages/:id/audit/proof/consistency?from=&to=`: `{"hashes": [base64, ...]}`.
  *
@@ -65,6 +66,18 @@ function boundedPage(rows: string[]): string[] {
   return out;
 }
 
+/** `?last=N`: the newest N rows of the village's tree, oldest first; the page bound drops the oldest. */
+function newestEntries(c: AppContext, d: RouteDeps): string[] {
+  if (single(c, "start") !== undefined || single(c, "end") !== undefined) {
+    throw new LinksError("invalid_argument", "give either last, or start and end, not both");
+  }
+  const last = queryCount(c, "last");
+  if (last < 1 || last > ENTRIES_PAGE.maxEntries) throw new LinksError("invalid_argument", `last must be from 1 to ${ENTRIES_PAGE.maxEntries}, got ${last}`);
+  const vid = c.get("villageId");
+  const size = d.auditIndex.size(vid);
+  return boundedPage(d.auditIndex.entries(vid, Math.max(0, size - last), size).reverse()).reverse();
+}
+
 export function auditRoutes(d: RouteDeps): void {
   const { app, routes } = d;
   const pull = [d.ids, d.auth("pull"), d.memberLimit] as const;
@@ -95,13 +108,18 @@ export function auditRoutes(d: RouteDeps): void {
 
   const entries = routes.add("GET", "/villages/:id/audit/entries", {
     summary: "Rows of the village's audit tree, exactly as stored",
-    description: `Rows start to end - 1; end is clamped to the tree size, and a page stops at ${ENTRIES_PAGE.maxEntries} rows or ${ENTRIES_PAGE.maxBytes} bytes.`,
+    description: `Rows start to end - 1, or with last the newest rows; end is clamped to the tree size, and a page stops at ${ENTRIES_PAGE.maxEntries} rows or ${ENTRIES_PAGE.maxBytes} bytes (with last, the newest are kept).`,
     access: "pull",
-    query: z.object({ start: count("the first row (default 0)").optional(), end: count(`one past the last row (default start + ${ENTRIES_PAGE.maxEntries})`).optional() }),
+    query: z.object({
+      start: count("the first row (default 0)").optional(),
+      end: count(`one past the last row (default start + ${ENTRIES_PAGE.maxEntries})`).optional(),
+      last: z.int().min(1).max(ENTRIES_PAGE.maxEntries).optional().describe("instead of start and end: the newest rows, this many at most"),
+    }),
     answers: { 200: { description: "the rows", schema: AuditEntriesAnswer } },
     errors: [...village, "invalid_argument", "audit_inconsistent", "storage_error"],
   });
   app.get(entries, ...pull, (c) => {
+    if (single(c, "last") !== undefined) return sendJson(c, { entries: newestEntries(c, d) });
     const start = queryCount(c, "start", 0);
     const end = queryCount(c, "end", start + ENTRIES_PAGE.maxEntries);
     if (end < start) throw new LinksError("invalid_argument", `end (${end}) must not be below start (${start})`);
