@@ -149,29 +149,36 @@ function allHashes(...hashes: Uint8Array[]): boolean {
   return hashes.every((h) => h instanceof Uint8Array && h.length === HASH_BYTES);
 }
 
-/** RFC 9162 2.1.3.2: whether `proof` shows the leaf at `index` is in the tree of `size` with `root`. */
-export function verifyInclusion(index: number, size: number, leaf: Uint8Array, proof: readonly Uint8Array[], root: Uint8Array): boolean {
-  if (!isSize(index) || !isSize(size) || index >= size || !allHashes(leaf, root, ...proof)) return false;
-  let fn = index;
-  let sn = size - 1;
-  let r = leaf;
-  for (const p of proof) {
+/**
+ * The walk RFC 9162 2.1.3.2 and 2.1.4.2 share: up from node `fn` of a level whose last node is
+ * `sn`, calling left(p) when the next hash of `path` is the left sibling and right(p) when it is
+ * the right one (levels where the right edge has no sibling are skipped). False when the path is
+ * longer or shorter than the tree is high.
+ */
+function walkPath(fn: number, sn: number, path: readonly Uint8Array[], left: (p: Uint8Array) => void, right: (p: Uint8Array) => void): boolean {
+  for (const p of path) {
     if (sn === 0) return false;
     if (isOdd(fn) || fn === sn) {
-      r = nodeHash(p, r);
-      if (!isOdd(fn)) {
-        while (!isOdd(fn) && fn !== 0) {
-          fn = half(fn);
-          sn = half(sn);
-        }
+      left(p);
+      while (!isOdd(fn) && fn !== 0) {
+        fn = half(fn);
+        sn = half(sn);
       }
     } else {
-      r = nodeHash(r, p);
+      right(p);
     }
     fn = half(fn);
     sn = half(sn);
   }
-  return sn === 0 && hashesEqual(r, root);
+  return sn === 0;
+}
+
+/** RFC 9162 2.1.3.2: whether `proof` shows the leaf at `index` is in the tree of `size` with `root`. */
+export function verifyInclusion(index: number, size: number, leaf: Uint8Array, proof: readonly Uint8Array[], root: Uint8Array): boolean {
+  if (!isSize(index) || !isSize(size) || index >= size || !allHashes(leaf, root, ...proof)) return false;
+  let r = leaf;
+  const whole = walkPath(index, size - 1, proof, (p) => (r = nodeHash(p, r)), (p) => (r = nodeHash(r, p)));
+  return whole && hashesEqual(r, root);
 }
 
 /**
@@ -199,24 +206,17 @@ export function verifyConsistency(
   }
   let fr = path[0] as Uint8Array;
   let sr = fr;
-  for (const c of path.slice(1)) {
-    if (sn === 0) return false;
-    if (isOdd(fn) || fn === sn) {
+  const whole = walkPath(
+    fn,
+    sn,
+    path.slice(1),
+    (c) => {
       fr = nodeHash(c, fr);
       sr = nodeHash(c, sr);
-      if (!isOdd(fn)) {
-        while (!isOdd(fn) && fn !== 0) {
-          fn = half(fn);
-          sn = half(sn);
-        }
-      }
-    } else {
-      sr = nodeHash(sr, c);
-    }
-    fn = half(fn);
-    sn = half(sn);
-  }
-  return sn === 0 && hashesEqual(fr, fromRoot) && hashesEqual(sr, toRoot);
+    },
+    (c) => (sr = nodeHash(sr, c)),
+  );
+  return whole && hashesEqual(fr, fromRoot) && hashesEqual(sr, toRoot);
 }
 
 /**

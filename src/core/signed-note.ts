@@ -11,7 +11,7 @@
 import { decodeBase64, encodeBase64 } from "./base64.ts";
 import { publicKeyFromSeed, sign, verify, PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from "./ed25519.ts";
 import { LinksError } from "./errors.ts";
-import { HASH_BYTES } from "./merkle.ts";
+import { HASH_BYTES, hashesEqual } from "./merkle.ts";
 
 /** Notes are small; a bound keeps a hostile one from costing anything. */
 export const NOTE_MAX_BYTES = 64 * 1024;
@@ -57,10 +57,6 @@ export function ed25519KeyId(name: string, publicKey: Uint8Array): Uint8Array {
   const hasher = new Bun.CryptoHasher("sha256");
   hasher.update(utf8.encode(name)).update(new Uint8Array([0x0a, ED25519_TYPE])).update(publicKey);
   return new Uint8Array(hasher.digest()).subarray(0, 4);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function checkText(text: string): void {
@@ -121,7 +117,7 @@ export function verifyNote(input: string | Uint8Array, verifier: NoteVerifier): 
   if (verifier.publicKey.length !== PUBLIC_KEY_BYTES) throw new LinksError("invalid_public_key", "a note verifier needs a 32-byte Ed25519 public key");
   const note = parseNote(input);
   const keyId = ed25519KeyId(verifier.name, verifier.publicKey);
-  const mine = note.signatures.filter((s) => s.keyName === verifier.name && sameBytes(s.keyId, keyId));
+  const mine = note.signatures.filter((s) => s.keyName === verifier.name && hashesEqual(s.keyId, keyId));
   if (mine.length === 0) {
     throw new LinksError("invalid_signature", `the note is not signed by ${verifier.name} (key ID ${Buffer.from(keyId).toString("hex")})`);
   }

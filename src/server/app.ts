@@ -29,7 +29,6 @@ import { RouteTable } from "./route-table.ts";
 import { VerifyPool } from "./verify-pool.ts";
 import { stderrLog } from "./log-lines.ts";
 import { adminRoutes } from "./routes/admin.tsx";
-import { recentAuditRoutes } from "./routes/audit-recent.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { bundlesRoutes } from "./routes/bundles.ts";
 import { claimsRoutes } from "./routes/claims.ts";
@@ -223,7 +222,6 @@ export function createApp(opts: ServerOptions): LinksApp {
   policyFeedRoutes(deps);
   quarantineRoutes(deps);
   myVillagesRoutes(deps);
-  recentAuditRoutes(deps);
   adminRoutes(deps);
   metricsRoutes(deps, { public: o.metricsPublic });
   openApiRoutes(deps);

@@ -14,6 +14,7 @@
 import { Database } from "bun:sqlite";
 import { closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
+import { sha256Hex } from "../core/canonical.ts";
 import { LinksError, storageError } from "../core/errors.ts";
 import {
   CompactRange,
@@ -29,10 +30,6 @@ import { readFrom } from "./jsonl.ts";
 import type { DataPaths } from "./paths.ts";
 
 const SCHEMA_VERSION = "1";
-
-function sha256(data: Uint8Array): Uint8Array {
-  return new Uint8Array(new Bun.CryptoHasher("sha256").update(data).digest());
-}
 
 function stat(path: string): { ino: number; size: number } {
   try {
@@ -187,7 +184,7 @@ export class AuditIndex {
       tail = { start: next.value.offset, bytes: next.value.withNewline };
     }
     for (const [id, size] of this.dirtySizes) this.db.query("UPDATE scopes SET size = ? WHERE id = ?").run(size, id);
-    if (tail !== null) this.setMeta("audit_tail", `${tail.start}:${Buffer.from(sha256(tail.bytes)).toString("hex")}`);
+    if (tail !== null) this.setMeta("audit_tail", `${tail.start}:${sha256Hex(tail.bytes)}`);
     this.setMeta("audit_offset", String(offset));
     this.setMeta("audit_ino", ino);
     this.offsetSeen = offset;
@@ -200,7 +197,7 @@ export class AuditIndex {
     const [start, hash] = tail.split(":");
     const from = Number(start);
     const bytes = readFrom(this.auditPath, from, offset - from);
-    return bytes !== null && Buffer.from(sha256(bytes)).toString("hex") === hash;
+    return bytes !== null && sha256Hex(bytes) === hash;
   }
 
   private addLine(offset: number, line: Uint8Array): void {

@@ -210,7 +210,9 @@
     const queueBox = el("div", { className: "queue" });
     const auditBox = el("div");
     const count = el("span", { className: "count" });
-    const refreshAudit = () => fill(auditBox, () => api("GET", vpath(vid, "/audit/recent?limit=20")), (a) => auditTable(a.rows));
+    // the village's audit tree holds only its rows, each a stored JSON object
+    const refreshAudit = () =>
+      fill(auditBox, () => api("GET", vpath(vid, "/audit/entries?last=20")), (a) => auditTable(a.entries.map((line) => JSON.parse(line))));
     const decided = () => {
       const left = queueBox.querySelectorAll("article.entry").length;
       count.textContent = String(left);

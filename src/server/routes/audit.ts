@@ -6,6 +6,7 @@
  * - `GET /villages/:id/audit/entries?start=&end=`: `{"entries": [...]}`, rows start to end - 1 of
  *   the village's tree, each exactly as stored without its newline. `start` defaults to 0, `end`
  *   to start + 1000; end is clamped to the tree size, and a page stops at 1000 rows or 1 MiB.
+ *   `?last=N` instead: the newest N rows (what the review page shows), the bound keeping the newest.
  * - `GET /villages/:id/audit/proof/inclusion?index=&size=` and
  *   `GET /villages/:id/audit/proof/consistency?from=&to=`: `{"hashes": [base64, ...]}`.
  *
@@ -65,6 +66,18 @@ function boundedPage(rows: string[]): string[] {
   return out;
 }
 
+/** `?last=N`: the newest N rows of the village's tree, oldest first; the page bound drops the oldest. */
+function newestEntries(c: AppContext, d: RouteDeps): string[] {
+  if (single(c, "start") !== undefined || single(c, "end") !== undefined) {
+    throw new LinksError("invalid_argument", "give either last, or start and end, not both");
+  }
+  const last = queryCount(c, "last");
+  if (last < 1 || last > ENTRIES_PAGE.maxEntries) throw new LinksError("invalid_argument", `last must be from 1 to ${ENTRIES_PAGE.maxEntries}, got ${last}`);
+  const vid = c.get("villageId");
+  const size = d.auditIndex.size(vid);
+  return boundedPage(d.auditIndex.entries(vid, Math.max(0, size - last), size).reverse()).reverse();
+}
+
 export function auditRoutes(d: RouteDeps): void {
   const { app, routes } = d;
   const pull = [d.ids, d.auth("pull"), d.memberLimit] as const;
@@ -95,13 +108,18 @@ export function auditRoutes(d: RouteDeps): void {
 
   const entries = routes.add("GET", "/villages/:id/audit/entries", {
     summary: "Rows of the village's audit tree, exactly as stored",
-    description: `Rows start to end - 1; end is clamped to the tree size, and a page stops at ${ENTRIES_PAGE.maxEntries} rows or ${ENTRIES_PAGE.maxBytes} bytes.`,
+    description: `Rows start to end - 1, or with last the newest rows; end is clamped to the tree size, and a page stops at ${ENTRIES_PAGE.maxEntries} rows or ${ENTRIES_PAGE.maxBytes} bytes (with last, the newest are kept).`,
     access: "pull",
-    query: z.object({ start: count("the first row (default 0)").optional(), end: count(`one past the last row (default start + ${ENTRIES_PAGE.maxEntries})`).optional() }),
+    query: z.object({
+      start: count("the first row (default 0)").optional(),
+      end: count(`one past the last row (default start + ${ENTRIES_PAGE.maxEntries})`).optional(),
+      last: z.int().min(1).max(ENTRIES_PAGE.maxEntries).optional().describe("instead of start and end: the newest rows, this many at most"),
+    }),
     answers: { 200: { description: "the rows", schema: AuditEntriesAnswer } },
     errors: [...village, "invalid_argument", "audit_inconsistent", "storage_error"],
   });
   app.get(entries, ...pull, (c) => {
+    if (single(c, "last") !== undefined) return sendJson(c, { entries: newestEntries(c, d) });
     const start = queryCount(c, "start", 0);
     const end = queryCount(c, "end", start + ENTRIES_PAGE.maxEntries);
     if (end < start) throw new LinksError("invalid_argument", `end (${end}) must not be below start (${start})`);
@@ -109,33 +127,46 @@ export function auditRoutes(d: RouteDeps): void {
     return sendJson(c, { entries: boundedPage(rows) });
   });
 
-  const inclusion = routes.add("GET", "/villages/:id/audit/proof/inclusion", {
-    summary: "The proof that a row is in the village's audit tree of a given size (RFC 9162)",
-    access: "pull",
-    query: z.object({ index: count("the row"), size: count("the tree size") }),
-    answers: { 200: { description: "the audit path, leaf to root", schema: AuditProofAnswer } },
-    errors: [...village, "invalid_argument", "storage_error"],
-  });
-  app.get(inclusion, ...pull, (c) => {
-    const index = queryCount(c, "index");
-    const size = queryCount(c, "size");
-    if (index >= size) throw new LinksError("invalid_argument", `index (${index}) must be below size (${size})`);
-    const hashes = d.auditIndex.inclusionProof(c.get("villageId"), index, size);
-    return sendJson(c, { hashes: hashes.map(encodeBase64) });
-  });
+  /** A proof route: two counts from the query, checked against each other, then the index's hashes. */
+  const proofRoute = (o: {
+    path: string;
+    summary: string;
+    /** [name, what it is], in the order misordered and prove take them */
+    params: [[string, string], [string, string]];
+    answer: string;
+    misordered: (a: number, b: number) => string | null;
+    prove: (vid: string, a: number, b: number) => Uint8Array[];
+  }): void => {
+    const path = routes.add("GET", o.path, {
+      summary: o.summary,
+      access: "pull",
+      query: z.object(Object.fromEntries(o.params.map(([name, what]) => [name, count(what)]))),
+      answers: { 200: { description: o.answer, schema: AuditProofAnswer } },
+      errors: [...village, "invalid_argument", "storage_error"],
+    });
+    app.get(path, ...pull, (c) => {
+      const a = queryCount(c, o.params[0][0]);
+      const b = queryCount(c, o.params[1][0]);
+      const wrong = o.misordered(a, b);
+      if (wrong !== null) throw new LinksError("invalid_argument", wrong);
+      return sendJson(c, { hashes: o.prove(c.get("villageId"), a, b).map(encodeBase64) });
+    });
+  };
 
-  const consistency = routes.add("GET", "/villages/:id/audit/proof/consistency", {
-    summary: "The proof that the village's audit tree of one size extends the tree of a smaller size (RFC 9162)",
-    access: "pull",
-    query: z.object({ from: count("the smaller tree size"), to: count("the larger tree size") }),
-    answers: { 200: { description: "the consistency proof", schema: AuditProofAnswer } },
-    errors: [...village, "invalid_argument", "storage_error"],
+  proofRoute({
+    path: "/villages/:id/audit/proof/inclusion",
+    summary: "The proof that a row is in the village's audit tree of a given size (RFC 9162)",
+    params: [["index", "the row"], ["size", "the tree size"]],
+    answer: "the audit path, leaf to root",
+    misordered: (index, size) => (index >= size ? `index (${index}) must be below size (${size})` : null),
+    prove: (vid, index, size) => d.auditIndex.inclusionProof(vid, index, size),
   });
-  app.get(consistency, ...pull, (c) => {
-    const from = queryCount(c, "from");
-    const to = queryCount(c, "to");
-    if (from > to) throw new LinksError("invalid_argument", `from (${from}) must not be above to (${to})`);
-    const hashes = d.auditIndex.consistencyProof(c.get("villageId"), from, to);
-    return sendJson(c, { hashes: hashes.map(encodeBase64) });
+  proofRoute({
+    path: "/villages/:id/audit/proof/consistency",
+    summary: "The proof that the village's audit tree of one size extends the tree of a smaller size (RFC 9162)",
+    params: [["from", "the smaller tree size"], ["to", "the larger tree size"]],
+    answer: "the consistency proof",
+    misordered: (from, to) => (from > to ? `from (${from}) must not be above to (${to})` : null),
+    prove: (vid, from, to) => d.auditIndex.consistencyProof(vid, from, to),
   });
 }

@@ -193,8 +193,8 @@ describe("what the routes answer fits the document", () => {
     await at("GET", "/villages/:id/policy/updates", v("/policy/updates"), admin);
     await at("POST", "/villages/:id/quarantine/:bundle_id/approve", v(`/quarantine/${held.bundle_id}/approve`), admin);
     await at("POST", "/villages/:id/quarantine/:bundle_id/reject", v(`/quarantine/${spam.bundle_id}/reject`), { ...admin, body: { reason: "spam" } });
-    const recent = await at("GET", "/villages/:id/audit/recent", v("/audit/recent?limit=3"), admin);
-    expect((recent.rows as Json[]).map((r) => r.action)).toEqual(["policy.apply", "quarantine.approve", "quarantine.reject"]);
+    const recent = await at("GET", "/villages/:id/audit/entries", v("/audit/entries?last=3"), admin);
+    expect((recent.entries as string[]).map((l) => JSON.parse(l).action)).toEqual(["policy.apply", "quarantine.approve", "quarantine.reject"]);
     await at("GET", "/me/villages", "/me/villages", admin);
     await at("GET", "/openapi.json");
     await at("GET", "/metrics");

@@ -1,6 +1,6 @@
 /**
- * What the review page is built on: the villages a token belongs to, a village's recent audit
- * rows read from a bounded tail of the log, the quarantine list's previews, and the page itself
+ * What the review page is built on: the villages a token belongs to, a village's newest audit
+ * rows (the newest rows of its audit tree), the quarantine list's previews, and the page itself
  * (its Content-Security-Policy and what it may load).
  */
 import { afterEach, describe, expect, test } from "bun:test";
@@ -10,7 +10,6 @@ import { sha256Hex } from "../../../src/core/canonical.ts";
 import { appendAudit } from "../../../src/storage/audit.ts";
 import { addMember } from "../../../src/storage/members.ts";
 import { createVillage } from "../../../src/storage/villages.ts";
-import { AUDIT_TAIL_BYTES, recentAudit } from "../../../src/server/routes/audit-recent.ts";
 import { quarantinePreview } from "../../../src/server/quarantine-preview.ts";
 import { makeNode, signedBundle, VID, type Node } from "./helpers.ts";
 
@@ -75,48 +74,61 @@ describe("GET /me/villages", () => {
   });
 });
 
-describe("GET /villages/:id/audit/recent", () => {
-  test("the village's newest rows, oldest first, up to limit; other villages' rows are left out", async () => {
+describe("GET /villages/:id/audit/entries?last=N (the page's audit rows)", () => {
+  const newest = async (n: Node, query: string, token = n.tokens.admin) => n.send("GET", `/villages/${VID}/audit/entries?${query}`, { token });
+  const actors = async (res: Response) => ((await res.json()) as { entries: string[] }).entries.map((l) => JSON.parse(l).actor as string);
+
+  test("the village's newest rows, oldest first, up to last; other villages' rows are left out", async () => {
     node = makeNode();
     for (let i = 0; i < 5; i++) appendAudit(node.paths, { action: "member.add", village_id: VID, actor: `a${i}` });
     appendAudit(node.paths, { action: "member.add", village_id: "elsewhere", actor: "x" });
-    const res = await node.send("GET", `/villages/${VID}/audit/recent?limit=3`, { token: node.tokens.admin });
+    const res = await newest(node, "last=3");
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { rows: { actor: string }[]; scanned_bytes: number };
-    expect(body.rows.map((r) => r.actor)).toEqual(["a2", "a3", "a4"]);
-    expect(body.scanned_bytes).toBeGreaterThan(0);
+    expect(await actors(res)).toEqual(["a2", "a3", "a4"]);
   });
 
-  test("needs the manage right; a bad limit is 400", async () => {
-    node = makeNode();
-    const member = await node.send("GET", `/villages/${VID}/audit/recent`, { token: node.tokens.member });
-    expect(member.status).toBe(403);
-    for (const limit of ["0", "501", "x", "1&limit=2"]) {
-      const res = await node.send("GET", `/villages/${VID}/audit/recent?limit=${limit}`, { token: node.tokens.admin });
-      expect(res.status).toBe(400);
-      expect(await res.json()).toMatchObject({ code: "invalid_argument" });
-    }
-  });
-
-  test("reads only the end of a large log, starting on a whole line", () => {
+  test("a quiet village's rows are found however much other villages wrote since", async () => {
     node = makeNode();
     appendAudit(node.paths, { action: "member.add", village_id: VID, actor: "long-ago" });
     const filler = `${JSON.stringify({ ts: "2024-01-01T00:00:00Z", action: "ingest.accept", village_id: "other", reason: "x".repeat(300) })}\n`;
-    appendFileSync(node.paths.auditFile(), filler.repeat(Math.ceil((AUDIT_TAIL_BYTES * 1.5) / filler.length)));
+    appendFileSync(node.paths.auditFile(), filler.repeat(Math.ceil((1.5 * 1024 * 1024) / filler.length)));
     appendAudit(node.paths, { action: "member.add", village_id: VID, actor: "just-now" });
-    const warnings: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;
-    let result;
-    try {
-      result = recentAudit(node.paths, VID, 50);
-    } finally {
-      process.stderr.write = write;
+    expect(await actors(await newest(node, "last=50"))).toEqual(["long-ago", "just-now"]);
+  });
+
+  test("a page over its byte bound keeps the newest rows", async () => {
+    node = makeNode();
+    for (const actor of ["old", "older-than-new", "new"]) appendAudit(node.paths, { action: "member.add", village_id: VID, actor, reason: "r".repeat(600 * 1024) });
+    expect(await actors(await newest(node, "last=3"))).toEqual(["new"]);
+  });
+
+  test("needs the pull right (a role that may only manage is 403); a bad last, or last with start or end, is 400", async () => {
+    node = makeNode();
+    expect((await newest(node, "last=3", node.tokens.revoked)).status).toBe(401);
+    expect((await newest(node, "last=3", node.tokens.member)).status).toBe(200);
+    createVillage(node.paths, {
+      villageId: "manage-only",
+      name: "Manage only",
+      adminId: "max",
+      policy: { capabilities: { admin: { can_pull: false, can_push: false, can_manage: true } } },
+    });
+    const manager = addMember(node.paths, "manage-only", "mo", "admin");
+    const refused = await node.send("GET", "/villages/manage-only/audit/entries?last=3", { token: manager });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ code: "forbidden" });
+    const bad: Array<[string, string]> = [
+      ["last=0", "last must be from 1 to 1000, got 0"],
+      ["last=1001", "last must be from 1 to 1000, got 1001"],
+      ["last=x", "last must be a non-negative integer"],
+      ["last=1&last=2", "given 2 times"],
+      ["last=3&start=0", "give either last, or start and end, not both"],
+      ["last=3&end=5", "give either last, or start and end, not both"],
+    ];
+    for (const [query, detail] of bad) {
+      const res = await newest(node, query);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: "invalid_argument", detail: expect.stringContaining(detail) });
     }
-    expect(result.rows.map((r) => r.actor)).toEqual(["just-now"]);
-    expect(result.scanned_bytes).toBeLessThanOrEqual(AUDIT_TAIL_BYTES);
-    expect(result.scanned_bytes).toBeGreaterThan(AUDIT_TAIL_BYTES - filler.length);
-    expect(warnings).toEqual([]);
   });
 });
 
