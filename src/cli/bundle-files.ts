@@ -4,7 +4,7 @@
  */
 import { mkdirSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { LinksError, storageError } from "../core/errors.ts";
+import { isLinksError, LinksError, storageError } from "../core/errors.ts";
 
 export const NUMBERED_BUNDLE_RE = /^([1-9]\d{0,8})\.json$/;
 
@@ -79,6 +79,21 @@ export function prepareBundleDir(dir: string): (written: number) => string[] {
     }
     return stale.map((f) => join(dir, f.name));
   };
+}
+
+/**
+ * Runs the step of bundle `index` of the inputs. When they are several (a directory), a refusal
+ * names the file and says what was done before it: the steps before were `done` ("ingested",
+ * "pushed"), the rest not tried.
+ */
+export async function stepOfSeveral<T>(inputs: BundleInputs, index: number, done: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    if (!inputs.directory || !isLinksError(e)) throw e;
+    const where = `bundle ${index + 1} of ${inputs.files.length}; the ${index} before it were ${done}, the rest not tried`;
+    throw new LinksError(e.code, `${inputs.files[index]}: ${e.detail} (${where})`, { cause: e });
+  }
 }
 
 /** How many of several bundles a node or the pipeline accepted, found already stored, or held. */

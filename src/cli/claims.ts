@@ -17,7 +17,7 @@ import type { DataPaths } from "../storage/paths.ts";
 import { submitPublic, submitToVillage, type InboxResult } from "../storage/inbox.ts";
 import { readSeedFile } from "../storage/keys.ts";
 import { assertVillageId } from "../storage/paths.ts";
-import { bundleInputs, describeTally, isDirectory, numberedName, prepareBundleDir, tally, type BundleInputs } from "./bundle-files.ts";
+import { bundleInputs, describeTally, isDirectory, numberedName, prepareBundleDir, stepOfSeveral, tally, type BundleInputs } from "./bundle-files.ts";
 import { dataArgs, jsonArgs, parseByteSize, parsePositiveInt, printJson, readInputFile, say, warn, writeOutputFile } from "./common.ts";
 import { actorArgs, actorOf, existingVillage, openData } from "./context.ts";
 import { forEachArrayElement, inputSize } from "./input-stream.ts";
@@ -257,7 +257,7 @@ const ingest = defineCommand({
     const progress = startProgress(args, "ingest", inputs.files.length);
     const results: (InboxResult & { file: string })[] = [];
     for (const [i, file] of inputs.files.entries()) {
-      const result = await oneOfSeveral(results.length, inputs.files.length, file, async () => {
+      const result = await stepOfSeveral(inputs, i, "ingested", async () => {
         const raw = readInputFile(file, "bundle file");
         return vid === undefined ? submitPublic(paths, raw, actorOf(args)) : await submitToVillage(paths, vid, raw, actorOf(args));
       });
@@ -286,18 +286,6 @@ const ingest = defineCommand({
     if (quarantined > 0) throw new ExitCode(3);
   },
 });
-
-/** Runs one bundle's step of several; a refusal names the file and what was done before it. */
-async function oneOfSeveral<T>(done: number, total: number, file: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (!isLinksError(e) || total === 1) throw e;
-    throw new LinksError(e.code, `${file}: ${e.detail} (bundle ${done + 1} of ${total}; the ${done} before it were done, the rest not tried)`, {
-      cause: e,
-    });
-  }
-}
 
 const query = defineCommand({
   meta: { name: "query", description: "Query the claims index" },

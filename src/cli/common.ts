@@ -45,16 +45,21 @@ export function warn(message: string): void {
   process.stderr.write(`links: warning: ${message}\n`);
 }
 
+/** Why a file named on the command line could not be opened or read, naming it. */
+export function inputFileError(e: unknown, path: string, what: string): LinksError {
+  const code = (e as { code?: string }).code;
+  if (code === "ENOENT") return new LinksError("not_found", `${what} not found: ${path}`);
+  if (code === "EISDIR") return new LinksError("invalid_argument", `${what} is a directory: ${path}`);
+  if (code === "EACCES") return new LinksError("invalid_argument", `${what} is not readable: ${path}`);
+  return new LinksError("invalid_argument", `cannot read ${what} ${path}: ${(e as Error).message}`);
+}
+
 /** Reads a file named on the command line ("-" is standard input) with a clear error. */
 export function readInputFile(path: string, what = "file"): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path === "-" ? 0 : path));
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "ENOENT") throw new LinksError("not_found", `${what} not found: ${path}`);
-    if (code === "EISDIR") throw new LinksError("invalid_argument", `${what} is a directory: ${path}`);
-    if (code === "EACCES") throw new LinksError("invalid_argument", `${what} is not readable: ${path}`);
-    throw new LinksError("invalid_argument", `cannot read ${what} ${path}: ${(e as Error).message}`);
+    throw inputFileError(e, path, what);
   }
 }
 

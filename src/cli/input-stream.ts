@@ -8,24 +8,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JsonArraySplitter } from "../core/json-array-splitter.ts";
 import { LinksError } from "../core/errors.ts";
+import { inputFileError } from "./common.ts";
 
 const CHUNK = 1 << 20;
 
 function openInput(path: string, what: string): number {
+  let fd: number | undefined;
   try {
-    const fd = openSync(path, "r");
-    if (fstatSync(fd).isDirectory()) {
-      closeSync(fd);
-      throw new LinksError("invalid_argument", `${what} is a directory: ${path}`);
-    }
-    return fd;
+    fd = openSync(path, "r");
+    // a directory opens, and only fails at the first read
+    if (!fstatSync(fd).isDirectory()) return fd;
   } catch (e) {
-    if (e instanceof LinksError) throw e;
-    const code = (e as { code?: string }).code;
-    if (code === "ENOENT") throw new LinksError("not_found", `${what} not found: ${path}`);
-    if (code === "EACCES") throw new LinksError("invalid_argument", `${what} is not readable: ${path}`);
-    throw new LinksError("invalid_argument", `cannot read ${what} ${path}: ${(e as Error).message}`);
+    if (fd !== undefined) closeSync(fd);
+    throw inputFileError(e, path, what);
   }
+  closeSync(fd);
+  throw inputFileError({ code: "EISDIR" }, path, what);
 }
 
 /** The size of an input file in bytes (for progress), or null for a pipe. */

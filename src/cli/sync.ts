@@ -7,7 +7,7 @@ import { submitToVillage } from "../storage/inbox.ts";
 import { assertVillageId } from "../storage/paths.ts";
 import { toJsonText } from "../core/canonical.ts";
 import { printable } from "../core/printable.ts";
-import { bundleInputs, describeTally, tally } from "./bundle-files.ts";
+import { bundleInputs, describeTally, stepOfSeveral, tally } from "./bundle-files.ts";
 import { dataArgs, jsonArgs, printJson, readInputFile, say } from "./common.ts";
 import { actorOf, existingVillage, openData } from "./context.ts";
 import { startProgress } from "./progress.ts";
@@ -60,14 +60,13 @@ const push = defineCommand({
     const results: PushResult[] = [];
     for (const [i, file] of inputs.files.entries()) {
       const raw = readInputFile(file, "bundle file");
-      let res;
-      try {
-        res = await remote.request("POST", `/villages/${vid}/inbox`, { body: raw, maxBytes: CLIENT_DEFAULTS.smallAnswerBytes });
-      } catch (e) {
-        const err = remoteVillageMissing(e, remote, vid);
-        if (!several || !isLinksError(err)) throw err;
-        throw new LinksError(err.code, `${file}: ${err.detail} (bundle ${i + 1} of ${inputs.files.length}; the ${i} before it were pushed, the rest not tried)`, { cause: err });
-      }
+      const res = await stepOfSeveral(inputs, i, "pushed", async () => {
+        try {
+          return await remote.request("POST", `/villages/${vid}/inbox`, { body: raw, maxBytes: CLIENT_DEFAULTS.smallAnswerBytes });
+        } catch (e) {
+          throw remoteVillageMissing(e, remote, vid);
+        }
+      });
       if (!several) {
         printOne(res.body, remote, vid, args.json);
         return;

@@ -15,7 +15,7 @@
  *   per-address budget) count; files removed by hand are noticed at the next start.
  */
 import { opendirSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { BUNDLE_ID_RE } from "../core/bundle.ts";
 import { LinksError } from "../core/errors.ts";
 import type { DataPaths } from "../storage/paths.ts";
@@ -107,8 +107,8 @@ export class PublicInboxBudget {
   }
 
   private async countStore(): Promise<void> {
-    // Where public bundles live, asked of the layout rather than assumed.
-    const dir = dirname(this.paths.bundleFile("0".repeat(32), null));
+    // public bundles sit directly in store/bundles (village bundles in its subfolders)
+    const dir = this.paths.bundlesDir();
     let handle;
     try {
       handle = opendirSync(dir);

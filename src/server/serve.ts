@@ -12,7 +12,7 @@ import { DataPaths } from "../storage/paths.ts";
 import { lockDataDirForServe } from "../storage/serve-lock.ts";
 import { startSyncLoop } from "../replication/loop.ts";
 import { SYNC_DEFAULTS } from "../replication/pass.ts";
-import { createApp, DEFAULTS, type ServerOptions } from "./app.ts";
+import { createApp, DEFAULTS, type LinksApp, type ServerOptions } from "./app.ts";
 import { isLoopbackHost, urlHost } from "./net.ts";
 
 /** Where and how to listen, and the app's own options (see ServerOptions) for the rest. */
@@ -55,10 +55,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const paths = new DataPaths(dataDir);
   // Before anything else touches the directory: a second node stops here, recovering nothing.
   const lock = lockDataDirForServe(paths);
-  let app: ReturnType<typeof createApp>["app"];
-  let closeApp: () => Promise<void>;
-  let commit: ReturnType<typeof createApp>["commit"];
-  let claimsDb: ReturnType<typeof createApp>["claimsDb"];
+  let linksApp: LinksApp;
   try {
     const recovered = recover(paths);
     if (recovered.repaired > 0) {
@@ -66,14 +63,15 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
     }
     const identity = opts.nodeKeyFile === undefined ? undefined : await identityFromKeyFile(opts.nodeKeyFile, opts.nodeName, (m) => announce(`links: warning: ${m}`));
     const { bind: _bind, port: _port, handleSignals: _signals, announce: _announce, nodeKeyFile: _key, syncIntervalMs: _sync, ...appOptions } = opts;
-    ({ app, close: closeApp, commit, claimsDb } = createApp({ ...appOptions, dataDir, allowInsecureRemote, ...(identity ? { identity } : {}) }));
+    linksApp = createApp({ ...appOptions, dataDir, allowInsecureRemote, ...(identity ? { identity } : {}) });
   } catch (e) {
     lock.release();
     throw e;
   }
+  const { app, commit, claimsDb } = linksApp;
   const close = async (): Promise<void> => {
     try {
-      await closeApp();
+      await linksApp.close();
     } finally {
       lock.release();
     }

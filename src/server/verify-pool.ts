@@ -7,7 +7,7 @@
  * cannot load) are not replaced: the pool says so once and checks every signature here.
  */
 import type { AsyncSignatureCheck } from "../core/bundle.ts";
-import { verify } from "../core/ed25519.ts";
+import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verify } from "../core/ed25519.ts";
 import { packBatch } from "./verify-batch.ts";
 
 interface Job {
@@ -49,7 +49,10 @@ export class VerifyPool {
 
   readonly verify: AsyncSignatureCheck = (signature, message, publicKey) =>
     new Promise<boolean>((resolve) => {
-      if (this.closed || this.broken) return resolve(this.here({ signature, message, publicKey }));
+      // The batch layout has fixed-size fields: a signature or key of another length would spill
+      // into the next field there and could read as a valid one. Here it is simply refused.
+      const fits = signature.length === SIGNATURE_BYTES && publicKey.length === PUBLIC_KEY_BYTES;
+      if (!fits || this.closed || this.broken) return resolve(this.here({ signature, message, publicKey }));
       this.queue.push({ signature, message, publicKey, resolve });
       this.dispatch();
     });

@@ -148,6 +148,24 @@ describe("claims build --max-bytes", () => {
     const again = await linksOk(["claims", "ingest", signed, "--village-id", "v1", "--data", data]);
     expect(again.stderr).toContain(`ingested ${built.bundles.length} bundles into v1: 0 accepted, ${built.bundles.length} duplicate, 0 quarantined`);
   });
+
+  test("a refusal in the middle of claims ingest names the bundle and what was ingested before it", async () => {
+    const data = tmp.join("ingest-half-bad-data");
+    await linksOk(["villages", "create", "v2", "V", "alice", "--data", data]);
+    const dir = tmp.join("ingest-half-bad");
+    mkdirSync(dir);
+    const fresh = await Promise.all([1, 2, 3].map((i) => signedBundleFile(tmp.path, `ing-${i}`, key, { subject: `ing-${i}` })));
+    fresh.forEach((b, i) => copyFileSync(b.file, join(dir, `${i + 1}.json`)));
+    writeFileSync(join(dir, "2.json"), readFileSync(join(dir, "2.json"), "utf8").replace("ing-2", "ing-X"));
+    const r = await links(["claims", "ingest", dir, "--village-id", "v2", "--data", data, "--json"]);
+    expect(r.code).toBe(1);
+    const doc = json<{ status: string; code: string; detail: string }>(r);
+    expect(doc).toMatchObject({ status: "error", code: "bundle_id_mismatch" });
+    expect(doc.detail).toContain(`${join(dir, "2.json")}:`);
+    expect(doc.detail).toContain("bundle 2 of 3; the 1 before it were ingested, the rest not tried");
+    const rows = json<{ subject: string }[]>(await linksOk(["claims", "query", "--village-id", "v2", "--data", data, "--json"]));
+    expect(rows.map((row) => row.subject)).toEqual(["ing-1"]);
+  });
 });
 
 describe("sync push-village with a node", () => {

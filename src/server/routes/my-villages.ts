@@ -2,8 +2,8 @@
  * `GET /me/villages`: the villages a bearer token belongs to, with the rights it has in each under
  * the village's current policy (what the review page lists). The token is tried against every
  * village's member ledger (cached by MemberDirectory), so the cost grows with the villages on
- * disk and nothing else; the route is rate limited per client address, and a token that opens no
- * village counts as a failed authentication like anywhere else.
+ * disk and nothing else; the route is rate limited per client address, and a request without a
+ * token, or with one that opens no village, counts as a failed authentication like anywhere else.
  */
 import { readdirSync } from "node:fs";
 import { LinksError } from "../../core/errors.ts";
@@ -11,14 +11,9 @@ import { roleMay } from "../../core/village-policy.ts";
 import { VILLAGE_ID_RE } from "../../storage/paths.ts";
 import { readVillage, villagePolicy } from "../../storage/villages.ts";
 import { MyVillagesAnswer, RIGHT_NAMES } from "../answers.ts";
-import { sendJson, type AppContext } from "../context.ts";
-import { parseBearer } from "../middleware/auth/index.ts";
+import { sendJson } from "../context.ts";
+import { refuseToken, requireBearer } from "../middleware/auth/index.ts";
 import type { RouteDeps } from "./deps.ts";
-
-function unauthorized(c: AppContext, code: "missing_token" | "invalid_token" | "revoked_token", detail: string): never {
-  c.header("WWW-Authenticate", `Bearer realm="links"${code === "missing_token" ? "" : ', error="invalid_token"'}`);
-  throw new LinksError(code, detail);
-}
 
 function villageDirs(d: RouteDeps): string[] {
   try {
@@ -37,17 +32,13 @@ export function myVillagesRoutes(d: RouteDeps): void {
   });
   d.app.get(path, d.publicLimit, (c) => {
     d.authFailures.check(c);
-    const bearer = parseBearer(c.req.header("authorization"));
-    if ("problem" in bearer) {
-      if (bearer.problem === "malformed") d.authFailures.record(c);
-      unauthorized(c, "missing_token", "this route needs an Authorization: Bearer <token> header");
-    }
+    const token = requireBearer(c, d.authFailures);
     const villages = [];
     let revoked = false;
     for (const vid of villageDirs(d)) {
       let member;
       try {
-        member = d.members.authenticate(vid, bearer.token);
+        member = d.members.authenticate(vid, token);
       } catch (e) {
         if (e instanceof LinksError && e.code === "revoked_token") revoked = true;
         else if (!(e instanceof LinksError && e.code === "invalid_token")) throw e;
@@ -65,9 +56,8 @@ export function myVillagesRoutes(d: RouteDeps): void {
       villages.push({ village_id: vid, name: village.name, member_id: member.memberId, role: member.role, rights });
     }
     if (villages.length === 0) {
-      d.authFailures.record(c);
-      if (revoked) unauthorized(c, "revoked_token", "the bearer token has been revoked");
-      unauthorized(c, "invalid_token", "the bearer token is not valid for any village on this node");
+      if (revoked) refuseToken(c, d.authFailures, "revoked_token", "the bearer token has been revoked");
+      refuseToken(c, d.authFailures, "invalid_token", "the bearer token is not valid for any village on this node");
     }
     return sendJson(c, { villages });
   });

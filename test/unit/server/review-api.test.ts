@@ -65,6 +65,14 @@ describe("GET /me/villages", () => {
     expect(elsewhere.status).toBe(200);
   });
 
+  test("requests without a token count against the address too, as on the village routes", async () => {
+    node = makeNode({ server: { authFailuresPerMin: 2 } });
+    for (let i = 0; i < 2; i++) expect((await node.send("GET", "/me/villages")).status).toBe(401);
+    const blocked = await node.send("GET", "/me/villages", { token: node.tokens.admin });
+    expect(blocked.status).toBe(429);
+    expect(await blocked.json()).toMatchObject({ code: "rate_limited" });
+  });
+
   test("a directory that is not a village is passed over", async () => {
     node = makeNode();
     mkdirSync(join(node.dataDir, "villages", "ghost"), { recursive: true });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
 import { createApp } from "../../../src/server/app.ts";
-import { LOOPBACK, makeNode, PROXY, REMOTE, signedBundle, VID, type Node } from "./helpers.ts";
+import { LOOPBACK, makeNode, peer, PROXY, REMOTE, signedBundle, VID, type Node } from "./helpers.ts";
 
 let node: Node;
 afterEach(async () => {
@@ -22,6 +22,15 @@ describe("the loopback guard: bearer tokens over plain HTTP", () => {
     node = makeNode();
     const res = await node.send("GET", LATEST, { token: "guess", ip: REMOTE });
     expect(res.status).toBe(403);
+  });
+
+  test("over TLS to the node itself, from a remote peer, are accepted; the same request over plain HTTP is not", async () => {
+    node = makeNode();
+    const ask = (scheme: string) =>
+      node.app.fetch(new Request(`${scheme}://links.test${LATEST}`, { headers: { authorization: `Bearer ${node.tokens.member}` } }), peer(REMOTE));
+    expect((await ask("https")).status).toBe(200);
+    expect((await ask("HTTPS")).status).toBe(200);
+    expect((await ask("http")).status).toBe(403);
   });
 
   test.each([["127.0.0.1"], ["127.8.9.10"], ["::1"], ["::ffff:127.0.0.1"]])("from the loopback peer %p are accepted", async (ip) => {

@@ -35,6 +35,28 @@ describe("the signature verification pool", () => {
     expect(pool.stats).toEqual({ worker: all.length, main: 0 });
   });
 
+  test("a signature or key of the wrong length is refused, as the main thread refuses it, without reaching a worker", async () => {
+    const pool = new VerifyPool(1, () => {}, 8);
+    pools.push(pool);
+    const seed = generateSeed();
+    const pub = publicKeyFromSeed(seed);
+    const message = new TextEncoder().encode("a message");
+    const signature = sign(message, seed);
+    // one byte too many: in a packed batch the extra byte would be overwritten by the next field
+    // and the worker would see the valid signature (or key)
+    const longSignature = new Uint8Array([...signature, 0]);
+    const longKey = new Uint8Array([...pub, 0]);
+    const verdicts = await Promise.all([
+      pool.verify(longSignature, message, pub),
+      pool.verify(signature, message, longKey),
+      pool.verify(signature.subarray(0, 63), message, pub),
+      pool.verify(signature, message, pub),
+    ]);
+    expect(verdicts).toEqual([false, false, false, true]);
+    expect(verify(longSignature, message, pub)).toBe(false);
+    expect(pool.stats).toEqual({ worker: 1, main: 3 });
+  });
+
   test("closing it answers what is still queued or in flight, on the main thread", async () => {
     const pool = new VerifyPool(1, () => {}, 4);
     pools.push(pool);

@@ -7,7 +7,7 @@
  * that, requests with no token at all could be sent without end.
  */
 import type { MiddlewareHandler } from "hono";
-import { LinksError, type ErrorCode } from "../../../core/errors.ts";
+import { LinksError } from "../../../core/errors.ts";
 import { roleMay, type Right } from "../../../core/village-policy.ts";
 import type { MemberDirectory } from "../../../storage/members.ts";
 import type { AppContext, AppEnv } from "../../context.ts";
@@ -17,7 +17,6 @@ export interface AuthOptions {
   /** one directory for the whole app: it caches each village's ledger by file identity */
   directory: MemberDirectory;
   failures?: AuthFailureGuard | undefined;
-  realm?: string;
 }
 
 const RIGHTS: ReadonlySet<string> = new Set(["pull", "push", "manage"]);
@@ -30,18 +29,33 @@ export function parseBearer(header: string | undefined): { token: string } | { p
   return m ? { token: m[1] as string } : { problem: "malformed" };
 }
 
+/**
+ * Refuses the request's token: 401 with the challenge RFC 6750 asks for (`error="invalid_token"`
+ * once a token was sent), counted as a failed authentication of the client address.
+ */
+export function refuseToken(
+  c: AppContext,
+  failures: AuthFailureGuard | undefined,
+  code: "missing_token" | "invalid_token" | "revoked_token",
+  detail: string,
+): never {
+  failures?.record(c);
+  c.header("WWW-Authenticate", `Bearer realm="links"${code === "missing_token" ? "" : ', error="invalid_token"'}`);
+  throw new LinksError(code, detail);
+}
+
+/** The request's bearer token; without a well-formed one, 401 missing_token (counted). */
+export function requireBearer(c: AppContext, failures: AuthFailureGuard | undefined): string {
+  const bearer = parseBearer(c.req.header("authorization"));
+  if ("problem" in bearer) refuseToken(c, failures, "missing_token", "this route needs an Authorization: Bearer <token> header");
+  return bearer.token;
+}
+
 /** Builds `auth(right)`: the middleware for routes that need that right. */
 export function bearerAuth(opts: AuthOptions): (right: Right) => MiddlewareHandler<AppEnv> {
   if (!opts.directory || typeof opts.directory.authenticate !== "function") {
     throw new LinksError("invalid_argument", "auth: a MemberDirectory is required");
   }
-  const realm = opts.realm ?? "links";
-  if (!/^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/.test(realm)) throw new LinksError("invalid_argument", "auth: realm must be printable ASCII without quotes");
-
-  const unauthorized = (c: AppContext, code: ErrorCode, detail: string, error?: string): never => {
-    c.header("WWW-Authenticate", `Bearer realm="${realm}"${error ? `, error="${error}"` : ""}`);
-    throw new LinksError(code, detail);
-  };
 
   return (right) => {
     if (!RIGHTS.has(right)) throw new LinksError("invalid_argument", `auth: unknown right ${JSON.stringify(right)}`);
@@ -49,19 +63,12 @@ export function bearerAuth(opts: AuthOptions): (right: Right) => MiddlewareHandl
       const vid = c.get("villageId");
       if (vid === undefined) throw new LinksError("internal_error", "auth runs after route-ids on village routes");
       opts.failures?.check(c);
-      const bearer = parseBearer(c.req.header("authorization"));
-      if ("problem" in bearer) {
-        opts.failures?.record(c);
-        unauthorized(c, "missing_token", "this route needs an Authorization: Bearer <token> header");
-      }
+      const token = requireBearer(c, opts.failures);
       let member;
       try {
-        member = opts.directory.authenticate(vid, (bearer as { token: string }).token);
+        member = opts.directory.authenticate(vid, token);
       } catch (e) {
-        if (e instanceof LinksError && (e.code === "invalid_token" || e.code === "revoked_token")) {
-          opts.failures?.record(c);
-          unauthorized(c, e.code, e.detail, "invalid_token");
-        }
+        if (e instanceof LinksError && (e.code === "invalid_token" || e.code === "revoked_token")) refuseToken(c, opts.failures, e.code, e.detail);
         throw e;
       }
       c.set("member", member);
