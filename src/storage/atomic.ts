@@ -14,11 +14,10 @@ import {
   openSync,
   renameSync,
   unlinkSync,
-  writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { LinksError, storageError } from "../core/errors.ts";
-import { openCreatingParents } from "./open.ts";
+import { openCreatingParents, writeAll } from "./open.ts";
 
 export interface AtomicWriteOptions {
   /** File mode of the result; default 0o644. Applied with fchmod, so the umask does not narrow it. */
@@ -32,12 +31,10 @@ function tempPathFor(path: string): string {
 /** Writes data to a fresh temp file next to path, fsynced and closed. Returns the temp path. */
 function writeTemp(path: string, data: string | Uint8Array, mode: number, sync = true): string {
   const temp = tempPathFor(path);
-  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
   const fd = openCreatingParents(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
     fchmodSync(fd, mode);
-    let done = 0;
-    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+    writeAll(fd, data);
     if (sync) fsyncSync(fd);
   } catch (e) {
     closeQuietly(fd);
@@ -172,9 +169,7 @@ export function createFileUnsynced(path: string, data: string | Uint8Array): voi
     throw storageError(e, `creating ${path}`);
   }
   try {
-    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-    let done = 0;
-    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+    writeAll(fd, data);
     closeSync(fd);
   } catch (e) {
     // A half-written file would later pass for a stored bundle (a "duplicate"): take it back.
@@ -219,8 +214,7 @@ export class AtomicFileWriter {
     this.pending = [];
     this.pendingBytes = 0;
     try {
-      let done = 0;
-      while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+      writeAll(fd, data);
     } catch (e) {
       this.abort();
       throw storageError(e, `writing ${this.path}`);

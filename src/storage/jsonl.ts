@@ -16,13 +16,12 @@ import {
   renameSync,
   statSync,
   unlinkSync,
-  writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { LinksError, storageError } from "../core/errors.ts";
 import { atomicWrite, fsyncDir } from "./atomic.ts";
 import { lockFd, unlockFd } from "./flock.ts";
-import { openCreatingParents } from "./open.ts";
+import { openCreatingParents, writeAll } from "./open.ts";
 
 const NL = 0x0a;
 
@@ -61,13 +60,13 @@ export function lockedAppend(path: string, lines: string[], opts?: { fsync?: boo
     }
   }
   if (lines.length === 0) return;
-  const body = Buffer.from(`${lines.join("\n")}\n`, "utf8");
+  const body = `${lines.join("\n")}\n`;
   let fd: number | undefined;
   try {
     let size: number;
     ({ fd, size } = openLocked(path));
-    let data = body;
-    if (size > 0 && readRange(fd, size - 1, 1)[0] !== NL) data = Buffer.concat([Buffer.from("\n"), body]);
+    // a torn last line (a crashed writer) is closed first, so the records start on a line of their own
+    const data = size > 0 && readRange(fd, size - 1, 1)[0] !== NL ? `\n${body}` : body;
     try {
       writeAll(fd, data);
       if (opts?.fsync ?? true) fdatasyncSync(fd);
@@ -133,10 +132,6 @@ function readRange(fd: number, offset: number, length: number): Buffer {
   return buf.subarray(0, got);
 }
 
-function writeAll(fd: number, data: Uint8Array): void {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done);
-}
 
 export interface StagedJsonl {
   /**
@@ -174,7 +169,7 @@ export function stageJsonl(path: string, lines: string[]): StagedJsonl {
           const appendKept = (bytes: Uint8Array): number => {
             const whole = bytes.lastIndexOf(NL) + 1;
             const kept = decoder.decode(bytes.subarray(0, whole)).split("\n").filter((l) => l.trim() !== "" && keep(l));
-            if (kept.length > 0) writeAll(out, Buffer.from(`${kept.join("\n")}\n`, "utf8"));
+            if (kept.length > 0) writeAll(out, `${kept.join("\n")}\n`);
             added += kept.length;
             return whole;
           };

@@ -1,7 +1,8 @@
-/** open(2) that creates missing parent folders only when the open says they are missing. */
-import { mkdirSync, openSync } from "node:fs";
+/** The two file-descriptor steps every writer shares: open (creating parents) and write it all. */
+import { mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
+/** open(2) that creates missing parent folders only when the open says they are missing. */
 export function openCreatingParents(path: string, flags: number, mode = 0o644): number {
   try {
     return openSync(path, flags, mode);
@@ -10,4 +11,23 @@ export function openCreatingParents(path: string, flags: number, mode = 0o644): 
     mkdirSync(dirname(path), { recursive: true });
     return openSync(path, flags, mode);
   }
+}
+
+/**
+ * Writes all of data at the descriptor's position. A string is handed to the runtime as it is,
+ * which encodes it without a Buffer per call (the group commit writes several per bundle); only
+ * a short write (a full disk) goes on from the bytes.
+ */
+export function writeAll(fd: number, data: string | Uint8Array): void {
+  let bytes: Uint8Array;
+  let done: number;
+  if (typeof data === "string") {
+    done = writeSync(fd, data);
+    if (done === data.length && done === Buffer.byteLength(data)) return;
+    bytes = Buffer.from(data, "utf8");
+  } else {
+    bytes = data;
+    done = 0;
+  }
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
 }
