@@ -244,7 +244,8 @@ const decoder = new TextDecoder();
 /** Which file is at path and how long it is, for readers that tail it: zeros when there is none. */
 export function fileStamp(path: string): { ino: number; size: number } {
   try {
-    const s = statSync(path);
+    const s = statSync(path, { throwIfNoEntry: false });
+    if (s === undefined) return { ino: 0, size: 0 };
     return { ino: s.ino, size: s.size };
   } catch {
     return { ino: 0, size: 0 };

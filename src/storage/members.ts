@@ -198,7 +198,9 @@ export class MemberDirectory {
 
 function fileStamp(path: string): string {
   try {
-    const s = statSync(path);
+    // A village without revocations has no file: no exception for that on every request.
+    const s = statSync(path, { throwIfNoEntry: false });
+    if (s === undefined) return "none";
     return `${s.ino}:${s.size}:${s.mtimeMs}`;
   } catch {
     return "none";
