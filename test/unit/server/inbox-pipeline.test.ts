@@ -124,6 +124,23 @@ describe("POST /villages/:id/inbox, step by step in the design's order", () => {
     expect(await res.json()).toMatchObject({ code: "body_too_large" });
   });
 
+  test("a body of declared length that arrives in pieces is read whole", async () => {
+    node = makeNode();
+    const bytes = new TextEncoder().encode(body(signedBundle(node.key)));
+    const cuts = [0, 7, Math.floor(bytes.length / 2), bytes.length];
+    let piece = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (piece === cuts.length - 1) return controller.close();
+        controller.enqueue(bytes.slice(cuts[piece], cuts[piece + 1]));
+        piece++;
+      },
+    });
+    const res = await node.send("POST", INBOX, { token: node.tokens.member, body: stream, headers: { "content-length": String(bytes.length) } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "accepted" });
+  });
+
   test("a body of exactly the limit is read", async () => {
     const key = keypair();
     const text = body(signedBundle(key));
