@@ -13,6 +13,7 @@ import { lockDataDirForServe } from "../storage/serve-lock.ts";
 import { startSyncLoop } from "../replication/loop.ts";
 import { SYNC_DEFAULTS } from "../replication/pass.ts";
 import { createApp, DEFAULTS, type LinksApp, type ServerOptions } from "./app.ts";
+import { startIdleCollector } from "./idle-gc.ts";
 import { isLoopbackHost, urlHost } from "./net.ts";
 
 /** Where and how to listen, and the app's own options (see ServerOptions) for the rest. */
@@ -35,6 +36,9 @@ export interface ServerHandle {
   /** stops accepting and resolves once in-flight requests have finished */
   stop(): Promise<void>;
 }
+
+/** quiet time after a burst before the node collects its garbage in full */
+const IDLE_GC_MS = 2000;
 
 export function insecureBindWarning(bind: string, allowInsecureRemote: boolean): string | null {
   if (isLoopbackHost(bind)) return null;
@@ -77,6 +81,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
     }
   };
 
+  const idle = startIdleCollector({ intervalMs: IDLE_GC_MS });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
@@ -90,7 +95,10 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       // chunked body as it streams) and answers JSON. Bun's own cap (128 MiB by default) would
       // answer a bare 413 first for larger declared lengths: lift it out of the way.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-      fetch: (req, srv) => app.fetch(req, srv),
+      fetch: (req, srv) => {
+        idle.touch();
+        return app.fetch(req, srv);
+      },
       // Only reached if something fails outside Hono's own error handling.
       error: () =>
         new Response(JSON.stringify({ detail: "internal error", code: "internal_error" }), {
@@ -99,6 +107,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
         }),
     });
   } catch (e) {
+    idle.stop();
     await close();
     const why = (e as { code?: string }).code === "EADDRINUSE" ? "the address is in use" : (e as Error).message;
     throw new LinksError("unavailable", `cannot listen on ${urlHost(opts.bind)}:${opts.port}: ${why}`, { cause: e });
@@ -116,6 +125,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       await Promise.all([server.stop(), sync?.stop()]);
+      idle.stop();
       // Removed only now, so a second signal while requests finish still reaches onSignal.
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
