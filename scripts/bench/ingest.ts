@@ -5,7 +5,7 @@
  * Usage: bun scripts/bench/ingest.ts [--seconds 5]
  */
 import { rate } from "./crypto.ts";
-import { benchVillage, closedLoop, fdatasyncMs, fileCreateRate, fmt, httpFloor, type LoadResult, makeBundles, startNode, wrkPath, wrkPost } from "./lib.ts";
+import { benchVillage, closedLoop, fdatasyncMs, fileCreateRate, filesystemOf, fmt, httpFloor, type LoadResult, makeBundles, startNode, wrkPath, wrkPost } from "./lib.ts";
 import { generateSeed, publicKeyFromSeed, sign, verify } from "../../src/core/ed25519.ts";
 
 const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 5;
@@ -58,6 +58,7 @@ export async function ingestBench(): Promise<Array<[string, string]>> {
       ]);
     }
     // measured after the load, so its own files do not disturb the ingest
+    rows.push(["data dir filesystem", filesystemOf(dir.path)]);
     rows.push(["file creates in the data dir (same run)", `${fmt(fileCreateRate(dir.path))} files/s (each stored bundle is one file)`]);
     rows.push(["fdatasync of a 4 KiB append, data disk", `p50 ${fmt(fdatasyncMs(dir.path), 2)} ms`]);
     if (wrk) {

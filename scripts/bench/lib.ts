@@ -3,15 +3,16 @@
  * fast (native signing, for load generation only), drive a closed-loop load, report percentiles.
  */
 import { createPrivateKey, sign as nativeSign, type KeyObject } from "node:crypto";
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import { encodeBase64 } from "../../src/core/base64.ts";
 import { computeBundleId, normalizeBundle, signedBytes, type Bundle } from "../../src/core/bundle.ts";
 import { JsonFloat, toJsonText } from "../../src/core/canonical.ts";
 import { generateSeed, publicKeyFromSeed } from "../../src/core/ed25519.ts";
 
 export const REPO = resolve(import.meta.dir, "../..");
-export const BIN = join(REPO, "dist", "links");
+/** the executable under test: dist/links, or LINKS_BENCH_BIN to compare another build */
+export const BIN = process.env.LINKS_BENCH_BIN ?? join(REPO, "dist", "links");
 
 /**
  * Benchmarks work in .bench/ inside the repository (or LINKS_BENCH_DIR): the same kind of disk
@@ -102,6 +103,29 @@ export async function httpFloor(load: (url: string) => Promise<LoadResult>): Pro
     proc.kill();
     await proc.exited;
   }
+}
+
+/**
+ * The filesystem that holds `dir` (Linux: from /proc/self/mountinfo), and for ext4 whether it
+ * has a journal: without one, ext4 checks every candidate inode for a recent deletion when it
+ * creates a file, which makes creation (one per stored bundle) several times slower after files
+ * were deleted (a test suite's, an earlier benchmark's).
+ */
+export function filesystemOf(dir: string): string {
+  if (!existsSync("/proc/self/mountinfo")) return "unknown (not Linux)";
+  const dev = statSync(dir).dev;
+  const id = `${Math.floor(dev / 256) & 0xfff}:${(dev & 0xff) | ((dev >> 12) & 0xfff00)}`;
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const [left, right] = line.split(" - ");
+    const fields = left?.split(" ") ?? [];
+    if (fields[2] !== id || right === undefined) continue;
+    const [fstype = "?", source = "?"] = right.split(" ");
+    if (fstype !== "ext4") return `${fstype} (${source})`;
+    const device = basename(source);
+    const journaled = existsSync("/proc/fs/jbd2") && readdirSync("/proc/fs/jbd2").some((n) => n.startsWith(`${device}-`));
+    return `ext4 (${source}), ${journaled ? "with a journal" : "no journal"}`;
+  }
+  return "unknown";
 }
 
 /** Median fdatasync time of a small append on the disk that holds `dir` (ms). */

@@ -26,6 +26,9 @@ export async function memoryBench(): Promise<Array<[string, string]>> {
       sent += slice.length;
     }
     rows.push([`node RSS after ${fmt(BUNDLES)} bundles`, `${fmt(node.rssKb() / 1024, 1)} MiB (before: ${fmt(before / 1024, 1)} MiB; ${fmt((performance.now() - started) / 1000, 0)} s with generation)`]);
+    // the node collects in full once it has been quiet for two of its 2 s ticks
+    await Bun.sleep(5000);
+    rows.push(["node RSS at rest, 5 s after that load", `${fmt(node.rssKb() / 1024, 1)} MiB`]);
   } finally {
     await node.stop();
     dir.remove();
