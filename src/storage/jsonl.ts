@@ -132,7 +132,6 @@ function readRange(fd: number, offset: number, length: number): Buffer {
   return buf.subarray(0, got);
 }
 
-
 export interface StagedJsonl {
   /**
    * Adds the records appended to the live file from byte `since` on that `keep` accepts, then

@@ -23,7 +23,7 @@ export function writeAll(fd: number, data: string | Uint8Array): void {
   let done: number;
   if (typeof data === "string") {
     done = writeSync(fd, data);
-    if (done === data.length && done === Buffer.byteLength(data)) return;
+    if (done === Buffer.byteLength(data)) return;
     bytes = Buffer.from(data, "utf8");
   } else {
     bytes = data;
