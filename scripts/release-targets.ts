@@ -20,7 +20,7 @@ export const ENTRY_POINTS = ["src/main.ts", "src/server/verify-worker.ts"] as co
 
 /** The `bun build` arguments for one executable (target: a Bun target, or the host's own). */
 export function buildArgs(outfile: string, target?: string): string[] {
-  return ["build", "--compile", "--compile-exec-argv=--smol", "--minify", "--bytecode", "--format=esm", ...(target ? [`--target=${target}`] : []), ...ENTRY_POINTS, "--outfile", outfile];
+  return ["build", "--compile", "--splitting", "--compile-exec-argv=--smol", "--minify", "--bytecode", "--format=esm", ...(target ? [`--target=${target}`] : []), ...ENTRY_POINTS, "--outfile", outfile];
 }
 
 export function isReleaseTarget(name: string): name is ReleaseTarget {
