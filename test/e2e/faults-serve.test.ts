@@ -6,6 +6,8 @@
  * HTTP parser stops the request first (the list the README gives).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { errorCode, LINKS_BIN, links, linksOk, makeTempDir, type TempDir } from "./harness.ts";
 import { startNode, type RunningNode } from "./node.ts";
@@ -120,6 +122,38 @@ describe("malformed requests", () => {
     const r = await rawRequest(node.port, "POST /inbox HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 209715200\r\n\r\n{}");
     expect(r.status).toBe(413);
     expect(JSON.parse(r.body)).toMatchObject({ code: "body_too_large" });
+  });
+
+  test("a body that stops short of its declared length and the client goes: no answer or a JSON 400, nothing stored, the node goes on", async () => {
+    const stored = () => readdirSync(join(tmp.path, "parser", "store", "bundles"), { withFileTypes: true }).filter((e) => e.isFile()).length;
+    const before = existsSync(join(tmp.path, "parser", "store", "bundles")) ? stored() : 0;
+    // earlier requests' log lines (written in batches) arrive first, so they are not taken for this one's
+    let logBefore = -1;
+    while (logBefore !== node.log().length) {
+      logBefore = node.log().length;
+      await Bun.sleep(100);
+    }
+    const answer = await new Promise<string>((resolve) => {
+      const chunks: Buffer[] = [];
+      const socket = connect({ host: "127.0.0.1", port: node.port }, () => {
+        // 5,000 bytes declared, 40 sent, then the client's side of the connection is closed
+        socket.end('POST /inbox HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"bundle_id":"0123456789abcdef0123456789');
+      });
+      socket.on("data", (d: Buffer) => chunks.push(d));
+      socket.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+      socket.on("error", () => resolve(Buffer.concat(chunks).toString("latin1")));
+    });
+    if (answer !== "") {
+      expect(answer).toStartWith("HTTP/1.1 400");
+      expect(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4))).toMatchObject({ code: "invalid_argument" });
+    }
+    expect((await fetch(`${node.url}/healthz`)).status).toBe(200);
+    expect(existsSync(join(tmp.path, "parser", "store", "bundles")) ? stored() : 0).toBe(before);
+    // the request log (written in batches) says how the node answered the request it could not read
+    const logged = () => node.log().slice(logBefore).split("\n").find((l) => l.includes('"path":"/inbox"'));
+    for (let waited = 0; logged() === undefined && waited < 5000; waited += 50) await Bun.sleep(50);
+    expect(JSON.parse(logged() ?? "{}")).toMatchObject({ method: "POST", status: 400 });
+    expect(node.log()).not.toContain("internal_error");
   });
 
   test("what Bun's HTTP parser answers itself is what the README lists: a bare status or a closed connection", async () => {
