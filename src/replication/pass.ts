@@ -274,6 +274,9 @@ function isBundleFault(e: unknown): e is LinksError {
  */
 async function activatePage(ctx: SyncContext & { owners: TopLevelOwners }, vid: string, items: PageItem[], actor: string): Promise<Activated> {
   const out: Activated = { pulled: items.length, accepted: 0, quarantined: 0, refused: 0, failure: null };
+  // read once per page, not once per bundle: a policy changed meanwhile applies from the next page
+  const village = readVillage(ctx.paths, vid);
+  const encoder = new TextEncoder();
   const ids = new Set<string>();
   const pending: Array<Promise<string>> = [];
   for (const item of items) {
@@ -283,9 +286,9 @@ async function activatePage(ctx: SyncContext & { owners: TopLevelOwners }, vid: 
     }
     await yieldToLoop();
     if (ctx.signal?.aborted) break;
-    const raw = new TextEncoder().encode(toJsonText(item.bundle));
+    const raw = encoder.encode(toJsonText(item.bundle));
     pending.push(
-      submitToVillage(ctx.paths, vid, raw, actor, { commit: ctx.commit, owners: ctx.owners }).then(
+      submitToVillage(ctx.paths, vid, raw, actor, { commit: ctx.commit, owners: ctx.owners, village }).then(
         (r) => r.status,
         (e: unknown) => {
           const error = isLinksError(e) ? e : new LinksError("internal_error", (e as Error)?.message ?? String(e), { cause: e });
