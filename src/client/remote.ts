@@ -183,10 +183,10 @@ function tryParse(bytes: Uint8Array): JsonValue | null {
   }
 }
 
-/** The remote's refusal as ours: its code when it is one of ours, its detail cut short and escaped. */
-function errorFrom(status: number, body: JsonValue | null, what: string): LinksError {
+/** The remote's refusal as ours: its code when it is one of ours (else `fallback`), its detail cut short and escaped. */
+export function errorFrom(status: number, body: JsonValue | null, what: string, fallback: ErrorCode = "remote_error"): LinksError {
   const fields = (typeof body === "object" && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
-  const code = typeof fields.code === "string" && Object.hasOwn(ERROR_STATUS, fields.code) ? (fields.code as ErrorCode) : "remote_error";
+  const code = typeof fields.code === "string" && Object.hasOwn(ERROR_STATUS, fields.code) ? (fields.code as ErrorCode) : fallback;
   const detail =
     typeof fields.detail === "string" && fields.detail !== ""
       ? printable(fields.detail, { max: CLIENT_DEFAULTS.maxDetailChars })

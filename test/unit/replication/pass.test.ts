@@ -293,6 +293,17 @@ describe("what a relay between the nodes can do", () => {
     expect(state.last_error).toMatchObject({ code: "rate_limited", detail: "slow down" });
   });
 
+  test("a bare 503 ends the pass as unavailable naming the request, with the peer's wait kept", async () => {
+    const { a, b } = setUp();
+    const relay = startRelay(a.url, () => new Response("", { status: 503, headers: { "retry-after": "3" } }));
+    relays.push(relay);
+    addPeerOf(b, relay.url, a.tokens.observer);
+    const r = await syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
+    expect(r).toMatchObject({ status: "failed", code: "unavailable", retry_after_ms: 3000 });
+    expect(r.detail).toBe("GET /.well-known/links/node answered HTTP 503");
+    expect(readPeerState(b.paths, { village: VID, url: relay.url })).toMatchObject({ cursor: null, failures: 1 });
+  });
+
   test("a success after failures clears last_error", async () => {
     const { a, b } = setUp();
     let down = true;
