@@ -16,7 +16,7 @@ import { normalizePolicyUpdate, policyHash, previousPolicyHash, type PolicyUpdat
 import { VILLAGE_ID_RE, type DataPaths } from "../storage/paths.ts";
 import { applyPolicyRun, checkPolicyRun, policyChain } from "../storage/policy.ts";
 import { readVillage, type Village } from "../storage/villages.ts";
-import { CLIENT_DEFAULTS, type Remote } from "./remote.ts";
+import { CLIENT_DEFAULTS, REMOTE_CURSOR_RE, type Remote } from "./remote.ts";
 
 export interface PullReport {
   status: "aligned" | "behind" | "applied";
@@ -28,8 +28,6 @@ export interface PullReport {
 
 const PAGE = 100;
 const MAX_UPDATES = 10_000;
-/** what a cursor this node hands out looks like (base64url, short); anything else is not followed */
-const CURSOR_RE = /^[A-Za-z0-9_-]{1,256}$/;
 
 /** The local village, or village_not_found saying it is the local one that is missing. */
 export function readLocalVillage(paths: DataPaths, vid: string): Village {
@@ -97,7 +95,7 @@ async function fetchUpdates(remote: Remote, vid: string, query: URLSearchParams)
     throw new LinksError("remote_error", "the node's policy/updates answer is neither an updates page nor an array of updates");
   }
   const cursor = body.next_cursor ?? null;
-  if (cursor !== null && (typeof cursor !== "string" || !CURSOR_RE.test(cursor))) {
+  if (cursor !== null && (typeof cursor !== "string" || !REMOTE_CURSOR_RE.test(cursor))) {
     throw new LinksError("remote_error", "the node's policy/updates answer has a next_cursor that is not a cursor (base64url, at most 256 characters)");
   }
   return { kind: "links", updates: normalizeAll(body.updates), nextCursor: cursor };

@@ -34,6 +34,12 @@ export const CLIENT_DEFAULTS = {
   policyHeadBytes: 4 * 1024 * 1024,
 };
 
+/**
+ * What a page cursor another node hands out may look like (a node's are short base64url); a
+ * client follows nothing else.
+ */
+export const REMOTE_CURSOR_RE = /^[A-Za-z0-9_-]{1,256}$/;
+
 export interface RemoteOptions {
   baseUrl: string;
   token?: string | undefined;

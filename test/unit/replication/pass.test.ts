@@ -273,6 +273,20 @@ describe("what a relay between the nodes can do", () => {
     expect(readPeerState(b.paths, { village: VID, url: relay.url })).toMatchObject({ cursor: null, failures: 1 });
   });
 
+  test("a next_cursor that is not a cursor is a remote_error; the stored cursor does not move", async () => {
+    const { a, b } = setUp();
+    await a.push();
+    const relay = startRelay(a.url, (_req, url) =>
+      url.pathname.endsWith("/bundles") ? Response.json({ bundles: [], next_cursor: "../../etc/passwd" }) : null,
+    );
+    relays.push(relay);
+    addPeerOf(b, relay.url, a.tokens.observer);
+    const r = await syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
+    expect(r).toMatchObject({ status: "failed", code: "remote_error" });
+    expect(r.detail).toContain("next_cursor is not a cursor");
+    expect(readPeerState(b.paths, { village: VID, url: relay.url })).toMatchObject({ cursor: null, failures: 1 });
+  });
+
   test("a 429 with Retry-After ends the pass at once and the wait is recorded for the loop", async () => {
     const { a, b } = setUp();
     const relay = startRelay(a.url, () =>
