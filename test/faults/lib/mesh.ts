@@ -8,7 +8,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { normalizeBundle, verifyBundle } from "../../../src/core/bundle.ts";
 import { parseStored } from "../../../src/core/canonical.ts";
-import type { PeerStatus } from "../../../src/replication/state.ts";
+import { peerId } from "../../../src/replication/peers.ts";
+import { PeerStateSchema, type PeerState, type PeerStatus } from "../../../src/replication/state.ts";
 import { json, linksOk } from "../../e2e/harness.ts";
 import { startNode, type RunningNode } from "../../e2e/node.ts";
 import { makeVillage, type TestVillage } from "./village.ts";
@@ -175,6 +176,11 @@ export function unverifiable(data: string, vid = MESH_VID): string[] {
       return true;
     }
   });
+}
+
+/** The state record a node wrote for one peer (replication/<village>/<peer id>.json); throws when there is none. */
+export function peerStateOf(data: string, url: string, vid = MESH_VID): PeerState {
+  return PeerStateSchema.parse(parseStored(readFileSync(join(data, "replication", vid, `${peerId(url)}.json`))));
 }
 
 export async function peersStatus(data: string): Promise<PeerStatus[]> {
