@@ -19,7 +19,8 @@ import { readVillage, type Village } from "../storage/villages.ts";
 import { CLIENT_DEFAULTS, REMOTE_CURSOR_RE, type Remote } from "./remote.ts";
 
 export interface PullReport {
-  status: "aligned" | "behind" | "applied";
+  /** older: the node is at a policy we had before ours (only with `olderRemote: "report"`) */
+  status: "aligned" | "behind" | "applied" | "older";
   village_id: string;
   local_head: string;
   remote_head: string;
@@ -117,8 +118,9 @@ async function restOfPages(remote: Remote, vid: string, since: string, first: An
   return out;
 }
 
-function noPath(paths: DataPaths, vid: string, localHead: string, remote: string): LinksError {
-  if (policyChain(paths, vid).some((c) => c.policy_hash === remote)) {
+/** Why there is no run from our head to the node's: it is at an earlier policy of ours, or the histories split. */
+function noPath(older: boolean, localHead: string, remote: string): LinksError {
+  if (older) {
     return new LinksError("policy_rollback", `the node's policy ${remote} is older than ours (${localHead}): refusing a rollback or replay`);
   }
   return new LinksError(
@@ -127,20 +129,20 @@ function noPath(paths: DataPaths, vid: string, localHead: string, remote: string
   );
 }
 
-/** The run of updates that leads from our head to the node's. */
-async function remoteRun(remote: Remote, paths: DataPaths, vid: string, localHead: string, remoteHeadHash: string): Promise<PolicyUpdate[]> {
+/** The run of updates that leads from our head to the node's; null when the node has none from our head. */
+async function remoteRun(remote: Remote, vid: string, localHead: string, remoteHeadHash: string): Promise<PolicyUpdate[] | null> {
   let first: Answer;
   try {
     first = await fetchUpdates(remote, vid, new URLSearchParams({ since: localHead, limit: String(PAGE) }));
   } catch (e) {
-    if (e instanceof LinksError && e.code === "unknown_policy_hash") throw noPath(paths, vid, localHead, remoteHeadHash);
+    if (e instanceof LinksError && e.code === "unknown_policy_hash") return null;
     throw e;
   }
   if (first.kind === "array") {
-    const run = runByLineage(first.updates, remoteHeadHash, localHead) ??
-      runByLineage((await fetchUpdates(remote, vid, new URLSearchParams({ limit: String(PAGE) }))).updates, remoteHeadHash, localHead);
-    if (run === null) throw noPath(paths, vid, localHead, remoteHeadHash);
-    return run;
+    return (
+      runByLineage(first.updates, remoteHeadHash, localHead) ??
+      runByLineage((await fetchUpdates(remote, vid, new URLSearchParams({ limit: String(PAGE) }))).updates, remoteHeadHash, localHead)
+    );
   }
   const updates = await restOfPages(remote, vid, localHead, first);
   if (updates.length === 0 || updates[updates.length - 1]?.policy_hash !== remoteHeadHash) {
@@ -149,7 +151,17 @@ async function remoteRun(remote: Remote, paths: DataPaths, vid: string, localHea
   return updates;
 }
 
-export async function pullPolicy(remote: Remote, paths: DataPaths, vid: string, opts: { apply: boolean; now?: number }): Promise<PullReport> {
+/**
+ * `olderRemote: "report"` (a sync pass) answers status "older" for a node at a policy we had
+ * before ours, which has not caught up with us yet; by default that is refused as a rollback.
+ * Any other rollback (an update dated before our newest one, a replay) is refused either way.
+ */
+export async function pullPolicy(
+  remote: Remote,
+  paths: DataPaths,
+  vid: string,
+  opts: { apply: boolean; now?: number; olderRemote?: "refuse" | "report" },
+): Promise<PullReport> {
   const now = opts.now ?? Date.now();
   const village = readLocalVillage(paths, vid);
   const localHead = policyHash(village.policy);
@@ -162,7 +174,12 @@ export async function pullPolicy(remote: Remote, paths: DataPaths, vid: string, 
     updates,
   });
   if (head.same) return report("aligned", 0);
-  const updates = await remoteRun(remote, paths, vid, localHead, head.hash);
+  const updates = await remoteRun(remote, vid, localHead, head.hash);
+  if (updates === null) {
+    const older = policyChain(paths, vid).some((c) => c.policy_hash === head.hash);
+    if (older && opts.olderRemote === "report") return report("older", 0);
+    throw noPath(older, localHead, head.hash);
+  }
   checkPolicyRun(paths, vid, updates, { now });
   if (!opts.apply) return report("behind", updates.length);
   const applied = applyPolicyRun(paths, vid, updates, { actor: `pull:${remote.baseUrl}`, now });

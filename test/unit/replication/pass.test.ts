@@ -178,6 +178,36 @@ describe("a sync pass with a peer", () => {
     expect(policyHash(readVillage(b.paths, VID).policy)).toBe(u1.policy_hash);
   });
 
+  test("a backdated update back to an earlier policy of ours is refused as a rollback, not taken for a peer behind us", async () => {
+    const signer = keypair();
+    const guarded = { require_policy_signature: true, policy_signer_allowlist: [signer.keyHash], policy_signature_threshold_m: 1 };
+    const { a, b } = setUp({ peerPolicy: { policy: guarded } });
+    const base = readVillage(a.paths, VID).policy;
+    const u1 = addPolicySignature(
+      newPolicyUpdate({ villageId: VID, policy: { ...base, max_window_days: 12 }, actor: "alice", previousPolicyHash: policyHash(base) }),
+      signer.seed,
+    );
+    expect((await a.send("POST", `/villages/${VID}/policy`, { token: a.tokens.admin, body: toJsonText(policyUpdateToJson(u1)) })).status).toBe(200);
+    addPeerOf(b, a.url, a.tokens.observer);
+    expect(await syncPeer({ paths: b.paths }, { village: VID, url: a.url })).toMatchObject({ status: "ok" });
+    // the relay's head is the base policy again (a hash our chain holds), reached by an update dated before u1
+    const back = addPolicySignature(
+      newPolicyUpdate({ villageId: VID, policy: base, actor: "mallory", previousPolicyHash: u1.policy_hash, createdAt: "2020-01-01T00:00:00Z" }),
+      signer.seed,
+    );
+    expect(back.policy_hash).toBe(policyHash(base));
+    const relay = startRelay(a.url, (_req, url) => {
+      if (url.pathname.endsWith("/policy/latest")) return Response.json({ ...(policyUpdateToJson(back) as object), artifact: policyUpdateToJson(back), signed: true });
+      if (url.pathname.endsWith("/policy/updates")) return Response.json({ updates: [policyUpdateToJson(back)], next_cursor: null, head: back.policy_hash });
+      return null;
+    });
+    relays.push(relay);
+    addPeerOf(b, relay.url, a.tokens.observer);
+    const r = await syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
+    expect(r).toMatchObject({ status: "failed", code: "policy_rollback", pulled: 0 });
+    expect(policyHash(readVillage(b.paths, VID).policy)).toBe(u1.policy_hash);
+  });
+
   test("another pass holding the peer makes this one report in_progress at once, touching nothing", async () => {
     const { a, b } = setUp();
     await a.push();
