@@ -20,7 +20,7 @@ export type Drift = (typeof DRIFTS)[number];
 const count = z.number().int().nonnegative().default(0);
 
 export const NodeKeySchema = z.object({ name: z.string(), public_key: z.string(), key_hash: z.string() });
-export type PinnedNodeKey = z.output<typeof NodeKeySchema>;
+export type NodeKeyRecord = z.output<typeof NodeKeySchema>;
 
 export const KeptCheckpointSchema = z.object({
   /** the log's name: links/<node name>/<village> */
