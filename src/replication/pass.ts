@@ -235,9 +235,10 @@ async function bundlesStep(ctx: SyncContext & { owners: TopLevelOwners }, remote
       bundles_quarantined: s.bundles_quarantined + activated.quarantined,
       bundles_refused: s.bundles_refused + activated.refused,
     };
-    if (activated.failure !== null) {
+    if (activated.failure !== null || ctx.signal?.aborted) {
+      // what was stored is counted; the cursor stays before the page, which comes again
       await recorder.update(counters);
-      throw activated.failure;
+      throw activated.failure ?? new Stopped();
     }
     // every bundle of the page is durable here (or was refused by nothing): the cursor may pass them
     await recorder.update({ ...counters, cursor: next, etag: null });
@@ -297,6 +298,5 @@ async function activatePage(ctx: SyncContext & { owners: TopLevelOwners }, vid: 
     if (status === "accepted") out.accepted++;
     else if (status === "quarantined") out.quarantined++;
   }
-  throwIfStopped(ctx.signal);
   return out;
 }

@@ -84,6 +84,35 @@ describe("a sync pass with a peer", () => {
     expect(storedIds(b)).toEqual([...ids, later].sort());
   });
 
+  test("a pass stopped in the middle of a page counts what it stored; the cursor stays before the page", async () => {
+    const { a, b } = setUp();
+    for (let i = 0; i < 3; i++) await a.push();
+    addPeerOf(b, a.url, a.tokens.observer);
+    const owners = new ClaimsDb(b.paths);
+    const stop = new AbortController();
+    // the node is told to stop while the page's first bundle is being stored
+    class StoppingCommit extends GroupCommit {
+      override submit(item: Parameters<GroupCommit["submit"]>[0]) {
+        stop.abort();
+        return super.submit(item);
+      }
+    }
+    const commit = new StoppingCommit(b.paths, owners, { ...GROUP_COMMIT_DEFAULTS, checkpointMs: 60_000 });
+    try {
+      const r = await syncPeer({ paths: b.paths, commit, owners, signal: stop.signal, pageLimit: 3 }, { village: VID, url: a.url });
+      expect(r).toMatchObject({ status: "stopped", pulled: 3, accepted: 1 });
+    } finally {
+      await commit.close();
+      owners.close();
+    }
+    expect(storedIds(b)).toHaveLength(1);
+    expect(readPeerState(b.paths, { village: VID, url: a.url })).toMatchObject({ cursor: null, step: "idle", bundles_accepted: 1 });
+    // the next pass asks for the page again and stores the rest; the counters match the store
+    expect(await syncPeer({ paths: b.paths }, { village: VID, url: a.url })).toMatchObject({ status: "ok", accepted: 2 });
+    expect(readPeerState(b.paths, { village: VID, url: a.url }).bundles_accepted).toBe(storedIds(b).length);
+    expect(storedIds(b)).toHaveLength(3);
+  });
+
   test("through the node's group commit, bundles of a page are made durable together before the cursor moves", async () => {
     const { a, b } = setUp();
     for (let i = 0; i < 6; i++) await a.push();
