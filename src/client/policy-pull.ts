@@ -16,10 +16,11 @@ import { normalizePolicyUpdate, policyHash, previousPolicyHash, type PolicyUpdat
 import { VILLAGE_ID_RE, type DataPaths } from "../storage/paths.ts";
 import { applyPolicyRun, checkPolicyRun, policyChain } from "../storage/policy.ts";
 import { readVillage, type Village } from "../storage/villages.ts";
-import { CLIENT_DEFAULTS, type Remote } from "./remote.ts";
+import { CLIENT_DEFAULTS, REMOTE_CURSOR_RE, type Remote } from "./remote.ts";
 
 export interface PullReport {
-  status: "aligned" | "behind" | "applied";
+  /** older: the node is at a policy we had before ours (only with `olderRemote: "report"`) */
+  status: "aligned" | "behind" | "applied" | "older";
   village_id: string;
   local_head: string;
   remote_head: string;
@@ -28,8 +29,6 @@ export interface PullReport {
 
 const PAGE = 100;
 const MAX_UPDATES = 10_000;
-/** what a cursor this node hands out looks like (base64url, short); anything else is not followed */
-const CURSOR_RE = /^[A-Za-z0-9_-]{1,256}$/;
 
 /** The local village, or village_not_found saying it is the local one that is missing. */
 export function readLocalVillage(paths: DataPaths, vid: string): Village {
@@ -97,7 +96,7 @@ async function fetchUpdates(remote: Remote, vid: string, query: URLSearchParams)
     throw new LinksError("remote_error", "the node's policy/updates answer is neither an updates page nor an array of updates");
   }
   const cursor = body.next_cursor ?? null;
-  if (cursor !== null && (typeof cursor !== "string" || !CURSOR_RE.test(cursor))) {
+  if (cursor !== null && (typeof cursor !== "string" || !REMOTE_CURSOR_RE.test(cursor))) {
     throw new LinksError("remote_error", "the node's policy/updates answer has a next_cursor that is not a cursor (base64url, at most 256 characters)");
   }
   return { kind: "links", updates: normalizeAll(body.updates), nextCursor: cursor };
@@ -119,8 +118,9 @@ async function restOfPages(remote: Remote, vid: string, since: string, first: An
   return out;
 }
 
-function noPath(paths: DataPaths, vid: string, localHead: string, remote: string): LinksError {
-  if (policyChain(paths, vid).some((c) => c.policy_hash === remote)) {
+/** Why there is no run from our head to the node's: it is at an earlier policy of ours, or the histories split. */
+function noPath(older: boolean, localHead: string, remote: string): LinksError {
+  if (older) {
     return new LinksError("policy_rollback", `the node's policy ${remote} is older than ours (${localHead}): refusing a rollback or replay`);
   }
   return new LinksError(
@@ -129,20 +129,20 @@ function noPath(paths: DataPaths, vid: string, localHead: string, remote: string
   );
 }
 
-/** The run of updates that leads from our head to the node's. */
-async function remoteRun(remote: Remote, paths: DataPaths, vid: string, localHead: string, remoteHeadHash: string): Promise<PolicyUpdate[]> {
+/** The run of updates that leads from our head to the node's; null when the node has none from our head. */
+async function remoteRun(remote: Remote, vid: string, localHead: string, remoteHeadHash: string): Promise<PolicyUpdate[] | null> {
   let first: Answer;
   try {
     first = await fetchUpdates(remote, vid, new URLSearchParams({ since: localHead, limit: String(PAGE) }));
   } catch (e) {
-    if (e instanceof LinksError && e.code === "unknown_policy_hash") throw noPath(paths, vid, localHead, remoteHeadHash);
+    if (e instanceof LinksError && e.code === "unknown_policy_hash") return null;
     throw e;
   }
   if (first.kind === "array") {
-    const run = runByLineage(first.updates, remoteHeadHash, localHead) ??
-      runByLineage((await fetchUpdates(remote, vid, new URLSearchParams({ limit: String(PAGE) }))).updates, remoteHeadHash, localHead);
-    if (run === null) throw noPath(paths, vid, localHead, remoteHeadHash);
-    return run;
+    return (
+      runByLineage(first.updates, remoteHeadHash, localHead) ??
+      runByLineage((await fetchUpdates(remote, vid, new URLSearchParams({ limit: String(PAGE) }))).updates, remoteHeadHash, localHead)
+    );
   }
   const updates = await restOfPages(remote, vid, localHead, first);
   if (updates.length === 0 || updates[updates.length - 1]?.policy_hash !== remoteHeadHash) {
@@ -151,7 +151,17 @@ async function remoteRun(remote: Remote, paths: DataPaths, vid: string, localHea
   return updates;
 }
 
-export async function pullPolicy(remote: Remote, paths: DataPaths, vid: string, opts: { apply: boolean; now?: number }): Promise<PullReport> {
+/**
+ * `olderRemote: "report"` (a sync pass) answers status "older" for a node at a policy we had
+ * before ours, which has not caught up with us yet; by default that is refused as a rollback.
+ * Any other rollback (an update dated before our newest one, a replay) is refused either way.
+ */
+export async function pullPolicy(
+  remote: Remote,
+  paths: DataPaths,
+  vid: string,
+  opts: { apply: boolean; now?: number; olderRemote?: "refuse" | "report" },
+): Promise<PullReport> {
   const now = opts.now ?? Date.now();
   const village = readLocalVillage(paths, vid);
   const localHead = policyHash(village.policy);
@@ -164,7 +174,12 @@ export async function pullPolicy(remote: Remote, paths: DataPaths, vid: string, 
     updates,
   });
   if (head.same) return report("aligned", 0);
-  const updates = await remoteRun(remote, paths, vid, localHead, head.hash);
+  const updates = await remoteRun(remote, vid, localHead, head.hash);
+  if (updates === null) {
+    const older = policyChain(paths, vid).some((c) => c.policy_hash === head.hash);
+    if (older && opts.olderRemote === "report") return report("older", 0);
+    throw noPath(older, localHead, head.hash);
+  }
   checkPolicyRun(paths, vid, updates, { now });
   if (!opts.apply) return report("behind", updates.length);
   const applied = applyPolicyRun(paths, vid, updates, { actor: `pull:${remote.baseUrl}`, now });

@@ -34,6 +34,12 @@ export const CLIENT_DEFAULTS = {
   policyHeadBytes: 4 * 1024 * 1024,
 };
 
+/**
+ * What a page cursor another node hands out may look like (a node's are short base64url); a
+ * client follows nothing else.
+ */
+export const REMOTE_CURSOR_RE = /^[A-Za-z0-9_-]{1,256}$/;
+
 export interface RemoteOptions {
   baseUrl: string;
   token?: string | undefined;
@@ -183,10 +189,10 @@ function tryParse(bytes: Uint8Array): JsonValue | null {
   }
 }
 
-/** The remote's refusal as ours: its code when it is one of ours, its detail cut short and escaped. */
-function errorFrom(status: number, body: JsonValue | null, what: string): LinksError {
+/** The remote's refusal as ours: its code when it is one of ours (else `fallback`), its detail cut short and escaped. */
+export function errorFrom(status: number, body: JsonValue | null, what: string, fallback: ErrorCode = "remote_error"): LinksError {
   const fields = (typeof body === "object" && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
-  const code = typeof fields.code === "string" && Object.hasOwn(ERROR_STATUS, fields.code) ? (fields.code as ErrorCode) : "remote_error";
+  const code = typeof fields.code === "string" && Object.hasOwn(ERROR_STATUS, fields.code) ? (fields.code as ErrorCode) : fallback;
   const detail =
     typeof fields.detail === "string" && fields.detail !== ""
       ? printable(fields.detail, { max: CLIENT_DEFAULTS.maxDetailChars })

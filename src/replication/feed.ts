@@ -3,13 +3,12 @@
  * check its shape before anything in it is used. Nothing here trusts a bundle: each one goes on
  * to the village's own pipeline, where its signature and the local policy decide.
  */
+import { REMOTE_CURSOR_RE } from "../client/remote.ts";
 import { BUNDLE_ID_RE } from "../core/bundle.ts";
 import type { JsonValue } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
 import type { PeerRemote } from "./peer-remote.ts";
 
-/** What a cursor can look like (the feed's are short base64url); anything else is not followed. */
-const CURSOR_RE = /^[A-Za-z0-9_-]{1,256}$/;
 /**
  * The most a page may weigh: a node's pages stop at 1 MiB of bundles but always hold one, and a
  * bundle is bounded by that node's --max-body.
@@ -56,7 +55,7 @@ export function checkPage(body: JsonValue | null, limit: number): CheckedPage {
   const { bundles, next_cursor: next } = body as Record<string, JsonValue>;
   if (!Array.isArray(bundles)) throw feedError("the answer has no bundles array");
   if (bundles.length > limit) throw feedError(`a page holds ${bundles.length} bundles, more than the ${limit} asked for`);
-  if (next !== null && next !== undefined && (typeof next !== "string" || !CURSOR_RE.test(next))) {
+  if (next !== null && next !== undefined && (typeof next !== "string" || !REMOTE_CURSOR_RE.test(next))) {
     throw feedError("next_cursor is not a cursor (base64url, at most 256 characters)");
   }
   if (bundles.length > 0 && (next === null || next === undefined)) throw feedError("a page with bundles has no next_cursor");

@@ -17,14 +17,12 @@
  * The peer's status record is written at every step (state.ts). Trust comes from signatures
  * (bundles, policy updates, checkpoints), never from the transport or the peer.
  */
-import { pullPolicy, remoteHead } from "../client/policy-pull.ts";
+import { pullPolicy } from "../client/policy-pull.ts";
 import { toJsonText } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
-import { policyHash } from "../core/policy-update.ts";
 import { withOwners } from "../storage/claims-db.ts";
 import { withFileLockIfFree } from "../storage/flock.ts";
-import { policyChain } from "../storage/policy.ts";
 import type { GroupCommit } from "../storage/group-commit.ts";
 import { submitToVillage } from "../storage/inbox.ts";
 import type { DataPaths } from "../storage/paths.ts";
@@ -188,20 +186,11 @@ function driftAfter(error: LinksError, state: PeerState): Drift {
 }
 
 async function policyStep(remote: PeerRemote, paths: DataPaths, vid: string): Promise<{ localHead: string; remoteHead: string; drift: "aligned" | "ahead" }> {
-  try {
-    const pulled = await pullPolicy(remote, paths, vid, { apply: true });
-    const head = pulled.status === "applied" ? pulled.remote_head : pulled.local_head;
-    return { localHead: head, remoteHead: pulled.remote_head, drift: "aligned" };
-  } catch (e) {
-    if (!isLinksError(e) || e.code !== "policy_rollback") throw e;
-    // Not an error when the peer's head is a policy we had before ours: it is behind us and
-    // catches up by pulling from us. Anything else refused as a rollback (an update dated before
-    // our newest one, a replay) stays refused.
-    const localHead = policyHash(readVillage(paths, vid).policy);
-    const head = await remoteHead(remote, vid, localHead);
-    if (!policyChain(paths, vid).some((entry) => entry.policy_hash === head.hash)) throw e;
-    return { localHead, remoteHead: head.hash, drift: "ahead" };
-  }
+  // A peer at a policy we had before ours is behind us, not an error: it catches up by pulling
+  // from us. Any other rollback (an update dated before our newest one, a replay) stays refused.
+  const pulled = await pullPolicy(remote, paths, vid, { apply: true, olderRemote: "report" });
+  const head = pulled.status === "applied" ? pulled.remote_head : pulled.local_head;
+  return { localHead: head, remoteHead: pulled.remote_head, drift: pulled.status === "older" ? "ahead" : "aligned" };
 }
 
 /** Pages of the peer's feed until it has no more (true) or the pass used its pages (false). */
@@ -246,9 +235,10 @@ async function bundlesStep(ctx: SyncContext & { owners: TopLevelOwners }, remote
       bundles_quarantined: s.bundles_quarantined + activated.quarantined,
       bundles_refused: s.bundles_refused + activated.refused,
     };
-    if (activated.failure !== null) {
+    if (activated.failure !== null || ctx.signal?.aborted) {
+      // what was stored is counted; the cursor stays before the page, which comes again
       await recorder.update(counters);
-      throw activated.failure;
+      throw activated.failure ?? new Stopped();
     }
     // every bundle of the page is durable here (or was refused by nothing): the cursor may pass them
     await recorder.update({ ...counters, cursor: next, etag: null });
@@ -274,6 +264,9 @@ function isBundleFault(e: unknown): e is LinksError {
  */
 async function activatePage(ctx: SyncContext & { owners: TopLevelOwners }, vid: string, items: PageItem[], actor: string): Promise<Activated> {
   const out: Activated = { pulled: items.length, accepted: 0, quarantined: 0, refused: 0, failure: null };
+  // read once per page, not once per bundle: a policy changed meanwhile applies from the next page
+  const village = readVillage(ctx.paths, vid);
+  const encoder = new TextEncoder();
   const ids = new Set<string>();
   const pending: Array<Promise<string>> = [];
   for (const item of items) {
@@ -283,9 +276,9 @@ async function activatePage(ctx: SyncContext & { owners: TopLevelOwners }, vid: 
     }
     await yieldToLoop();
     if (ctx.signal?.aborted) break;
-    const raw = new TextEncoder().encode(toJsonText(item.bundle));
+    const raw = encoder.encode(toJsonText(item.bundle));
     pending.push(
-      submitToVillage(ctx.paths, vid, raw, actor, { commit: ctx.commit, owners: ctx.owners }).then(
+      submitToVillage(ctx.paths, vid, raw, actor, { commit: ctx.commit, owners: ctx.owners, village }).then(
         (r) => r.status,
         (e: unknown) => {
           const error = isLinksError(e) ? e : new LinksError("internal_error", (e as Error)?.message ?? String(e), { cause: e });
@@ -305,6 +298,5 @@ async function activatePage(ctx: SyncContext & { owners: TopLevelOwners }, vid: 
     if (status === "accepted") out.accepted++;
     else if (status === "quarantined") out.quarantined++;
   }
-  throwIfStopped(ctx.signal);
   return out;
 }

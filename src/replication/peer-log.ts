@@ -16,13 +16,13 @@ import { encodeBase64 } from "../core/base64.ts";
 import { nowIso } from "../core/datetime.ts";
 import { isLinksError, LinksError } from "../core/errors.ts";
 import type { PeerRemote } from "./peer-remote.ts";
-import type { KeptPeerCheckpoint, PinnedNodeKey } from "./state.ts";
+import type { KeptPeerCheckpoint, NodeKeyRecord } from "./state.ts";
 
 export type PeerLogCheck =
-  | { status: "checked"; nodeKey: PinnedNodeKey; checkpoint: KeptPeerCheckpoint }
+  | { status: "checked"; nodeKey: NodeKeyRecord; checkpoint: KeptPeerCheckpoint }
   | { status: "unavailable" };
 
-export async function checkPeerLog(remote: PeerRemote, vid: string, pinned: PinnedNodeKey | null, kept: KeptPeerCheckpoint | null): Promise<PeerLogCheck> {
+export async function checkPeerLog(remote: PeerRemote, vid: string, pinned: NodeKeyRecord | null, kept: KeptPeerCheckpoint | null): Promise<PeerLogCheck> {
   let answer;
   try {
     answer = await fetchNodeKey(remote);
@@ -31,7 +31,7 @@ export async function checkPeerLog(remote: PeerRemote, vid: string, pinned: Pinn
     if (pinned === null) return { status: "unavailable" };
     throw new LinksError("audit_inconsistent", `the peer published node key ${pinned.key_hash} (${pinned.name}) before and now publishes none: its audit log can no longer be checked`);
   }
-  const key: PinnedNodeKey = { name: answer.name, public_key: encodeBase64(answer.publicKey), key_hash: answer.keyHash };
+  const key: NodeKeyRecord = { name: answer.name, public_key: encodeBase64(answer.publicKey), key_hash: answer.keyHash };
   if (pinned !== null && (pinned.public_key !== key.public_key || pinned.name !== key.name)) {
     throw new LinksError(
       "node_key_changed",
@@ -39,7 +39,6 @@ export async function checkPeerLog(remote: PeerRemote, vid: string, pinned: Pinn
         "If the peer's operator really replaced it, remove the peer and add it again to pin the new key",
     );
   }
-  const last = pinned === null || kept === null ? null : { origin: kept.origin, size: kept.size, root_hash: kept.root_hash, note: kept.note };
-  const checkpoint = await checkPeerAudit(remote, vid, { name: answer.name, publicKey: answer.publicKey }, last);
+  const checkpoint = await checkPeerAudit(remote, vid, { name: answer.name, publicKey: answer.publicKey }, pinned === null ? null : kept);
   return { status: "checked", nodeKey: key, checkpoint: { ...checkpoint, at: nowIso() } };
 }

@@ -4,9 +4,7 @@
  * `rate_limited` / `unavailable`, and the peer's Retry-After is kept for the loop, which waits
  * that long before the next pass instead of holding the pass (and the peer's lock) open.
  */
-import { CLIENT_DEFAULTS, Remote, type RemoteRequestInit, type RemoteResponse } from "../client/remote.ts";
-import { ERROR_STATUS, LinksError, type ErrorCode } from "../core/errors.ts";
-import { printable } from "../core/printable.ts";
+import { CLIENT_DEFAULTS, errorFrom, Remote, type RemoteRequestInit, type RemoteResponse } from "../client/remote.ts";
 import type { Peer } from "./peers.ts";
 
 const BUSY = [429, 503];
@@ -27,18 +25,6 @@ export function parseRetryAfter(header: string | null, now = Date.now()): number
   return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }
 
-/** The peer's "wait" as ours: its code when it is one of ours, its detail cut short and escaped. */
-function busyError(res: RemoteResponse, what: string): LinksError {
-  const body = (typeof res.body === "object" && res.body !== null && !Array.isArray(res.body) ? res.body : {}) as Record<string, unknown>;
-  const fallback: ErrorCode = res.status === 429 ? "rate_limited" : "unavailable";
-  const code = typeof body.code === "string" && Object.hasOwn(ERROR_STATUS, body.code) ? (body.code as ErrorCode) : fallback;
-  const detail =
-    typeof body.detail === "string" && body.detail !== ""
-      ? printable(body.detail, { max: CLIENT_DEFAULTS.maxDetailChars })
-      : `${what} answered HTTP ${res.status}`;
-  return new LinksError(code, detail, { status: res.status });
-}
-
 export class PeerRemote extends Remote {
   /** how long the peer asked us to wait, from the Retry-After of its last 429 or 503 */
   retryAfterMs: number | null = null;
@@ -53,7 +39,7 @@ export class PeerRemote extends Remote {
     const res = await super.request(method, path, { ...init, accept: [...accepted, ...busy] });
     if (busy.includes(res.status)) {
       this.retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
-      throw busyError(res, `${method} ${path.split("?")[0]}`);
+      throw errorFrom(res.status, res.body, `${method} ${path.split("?")[0]}`, res.status === 429 ? "rate_limited" : "unavailable");
     }
     return res;
   }

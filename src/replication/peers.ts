@@ -6,14 +6,13 @@
  */
 import { z } from "zod";
 import { Remote } from "../client/remote.ts";
-import { sha256Hex } from "../core/canonical.ts";
+import { sha256Hex, toJsonText, type JsonValue } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
 import { parseWith } from "../core/schema.ts";
 import { atomicWrite } from "../storage/atomic.ts";
 import { lockPathFor, withFileLockSync } from "../storage/flock.ts";
 import { readJsonFile } from "../storage/json-file.ts";
-import { toJsonText, type JsonValue } from "../core/canonical.ts";
 import type { DataPaths } from "../storage/paths.ts";
 
 /** Tokens are stored for the node's user only. */

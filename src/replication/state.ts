@@ -20,7 +20,7 @@ export type Drift = (typeof DRIFTS)[number];
 const count = z.number().int().nonnegative().default(0);
 
 export const NodeKeySchema = z.object({ name: z.string(), public_key: z.string(), key_hash: z.string() });
-export type PinnedNodeKey = z.output<typeof NodeKeySchema>;
+export type NodeKeyRecord = z.output<typeof NodeKeySchema>;
 
 export const KeptCheckpointSchema = z.object({
   /** the log's name: links/<node name>/<village> */
@@ -67,20 +67,21 @@ export const PeerStateSchema = z.object({
 export type PeerState = z.output<typeof PeerStateSchema>;
 
 /** Exactly the fields `peers status --json` and `GET /villages/:id/peers` show for a peer. */
-export interface PeerStatus {
-  village: string;
-  url: string;
-  last_success: string | null;
-  last_error: { code: string; detail: string; at: string } | null;
-  cursor: string | null;
-  bundles_pulled: number;
-  bundles_accepted: number;
-  bundles_quarantined: number;
-  bundles_refused: number;
-  local_head: string | null;
-  remote_head: string | null;
-  drift: Drift;
-}
+export type PeerStatus = Pick<
+  PeerState,
+  | "village"
+  | "url"
+  | "last_success"
+  | "last_error"
+  | "cursor"
+  | "bundles_pulled"
+  | "bundles_accepted"
+  | "bundles_quarantined"
+  | "bundles_refused"
+  | "local_head"
+  | "remote_head"
+  | "drift"
+>;
 
 export function freshState(peer: Pick<Peer, "village" | "url">): PeerState {
   return PeerStateSchema.parse({ village: peer.village, url: peer.url });

@@ -8,6 +8,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { normalizeBundle, verifyBundle } from "../../../src/core/bundle.ts";
 import { parseStored } from "../../../src/core/canonical.ts";
+import { peerId } from "../../../src/replication/peers.ts";
+import { PeerStateSchema, type PeerState, type PeerStatus } from "../../../src/replication/state.ts";
 import { json, linksOk } from "../../e2e/harness.ts";
 import { startNode, type RunningNode } from "../../e2e/node.ts";
 import { makeVillage, type TestVillage } from "./village.ts";
@@ -176,23 +178,13 @@ export function unverifiable(data: string, vid = MESH_VID): string[] {
   });
 }
 
-export interface PeerStatusJson {
-  village: string;
-  url: string;
-  last_success: string | null;
-  last_error: { code: string; detail: string; at: string } | null;
-  cursor: string | null;
-  bundles_pulled: number;
-  bundles_accepted: number;
-  bundles_quarantined: number;
-  bundles_refused: number;
-  local_head: string | null;
-  remote_head: string | null;
-  drift: string;
+/** The state record a node wrote for one peer (replication/<village>/<peer id>.json); throws when there is none. */
+export function peerStateOf(data: string, url: string, vid = MESH_VID): PeerState {
+  return PeerStateSchema.parse(parseStored(readFileSync(join(data, "replication", vid, `${peerId(url)}.json`))));
 }
 
-export async function peersStatus(data: string): Promise<PeerStatusJson[]> {
-  return json<{ peers: PeerStatusJson[] }>(await linksOk(["peers", "status", "--json", "--data", data])).peers;
+export async function peersStatus(data: string): Promise<PeerStatus[]> {
+  return json<{ peers: PeerStatus[] }>(await linksOk(["peers", "status", "--json", "--data", data])).peers;
 }
 
 /** Polls `done` until it holds; resolves with the ms it took, or throws with `why()` after timeoutMs. */

@@ -13,7 +13,7 @@
  *   and backs off, while B keeps answering its own requests.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { computeBundleId, type Bundle } from "../../../src/core/bundle.ts";
 import { parseStored, toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
@@ -25,6 +25,7 @@ import {
   acceptRows,
   indexCounts,
   MESH_VID,
+  peerStateOf,
   peersStatus,
   startFront,
   startMesh,
@@ -151,9 +152,7 @@ async function crashScenario(dir: string, sizes: ReplicationSizes): Promise<Cras
 /** The step B's record of its peer A says the pass was at (what the kill interrupted). */
 function readState(data: string, url: string): string {
   try {
-    const dir = join(data, "replication", MESH_VID);
-    const name = new Bun.CryptoHasher("sha256").update(url).digest("hex").slice(0, 16);
-    return (JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8")) as { step: string }).step;
+    return peerStateOf(data, url).step;
   } catch {
     return "none";
   }
@@ -373,8 +372,7 @@ async function badPeersScenario(dir: string, sizes: ReplicationSizes): Promise<B
     const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
     const status: BadPeersResult["status"] = {};
     for (const [name, url] of Object.entries(peers)) {
-      const file = join(dataB, "replication", MESH_VID, `${new Bun.CryptoHasher("sha256").update(url).digest("hex").slice(0, 16)}.json`);
-      const state = JSON.parse(readFileSync(file, "utf8")) as { last_error: { code: string } | null; last_success: string | null; failures: number; next_attempt: string | null; last_attempt: string | null };
+      const state = peerStateOf(dataB, url);
       status[name] = {
         code: state.last_error?.code ?? null,
         lastSuccess: state.last_success,

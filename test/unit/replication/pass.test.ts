@@ -84,6 +84,35 @@ describe("a sync pass with a peer", () => {
     expect(storedIds(b)).toEqual([...ids, later].sort());
   });
 
+  test("a pass stopped in the middle of a page counts what it stored; the cursor stays before the page", async () => {
+    const { a, b } = setUp();
+    for (let i = 0; i < 3; i++) await a.push();
+    addPeerOf(b, a.url, a.tokens.observer);
+    const owners = new ClaimsDb(b.paths);
+    const stop = new AbortController();
+    // the node is told to stop while the page's first bundle is being stored
+    class StoppingCommit extends GroupCommit {
+      override submit(item: Parameters<GroupCommit["submit"]>[0]) {
+        stop.abort();
+        return super.submit(item);
+      }
+    }
+    const commit = new StoppingCommit(b.paths, owners, { ...GROUP_COMMIT_DEFAULTS, checkpointMs: 60_000 });
+    try {
+      const r = await syncPeer({ paths: b.paths, commit, owners, signal: stop.signal, pageLimit: 3 }, { village: VID, url: a.url });
+      expect(r).toMatchObject({ status: "stopped", pulled: 3, accepted: 1 });
+    } finally {
+      await commit.close();
+      owners.close();
+    }
+    expect(storedIds(b)).toHaveLength(1);
+    expect(readPeerState(b.paths, { village: VID, url: a.url })).toMatchObject({ cursor: null, step: "idle", bundles_accepted: 1 });
+    // the next pass asks for the page again and stores the rest; the counters match the store
+    expect(await syncPeer({ paths: b.paths }, { village: VID, url: a.url })).toMatchObject({ status: "ok", accepted: 2 });
+    expect(readPeerState(b.paths, { village: VID, url: a.url }).bundles_accepted).toBe(storedIds(b).length);
+    expect(storedIds(b)).toHaveLength(3);
+  });
+
   test("through the node's group commit, bundles of a page are made durable together before the cursor moves", async () => {
     const { a, b } = setUp();
     for (let i = 0; i < 6; i++) await a.push();
@@ -169,6 +198,36 @@ describe("a sync pass with a peer", () => {
     const relay = startRelay(a.url, (_req, url) => {
       if (url.pathname.endsWith("/policy/latest")) return Response.json({ ...(policyUpdateToJson(old) as object), artifact: policyUpdateToJson(old), signed: true });
       if (url.pathname.endsWith("/policy/updates")) return Response.json({ updates: [policyUpdateToJson(old)], next_cursor: null, head: old.policy_hash });
+      return null;
+    });
+    relays.push(relay);
+    addPeerOf(b, relay.url, a.tokens.observer);
+    const r = await syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
+    expect(r).toMatchObject({ status: "failed", code: "policy_rollback", pulled: 0 });
+    expect(policyHash(readVillage(b.paths, VID).policy)).toBe(u1.policy_hash);
+  });
+
+  test("a backdated update back to an earlier policy of ours is refused as a rollback, not taken for a peer behind us", async () => {
+    const signer = keypair();
+    const guarded = { require_policy_signature: true, policy_signer_allowlist: [signer.keyHash], policy_signature_threshold_m: 1 };
+    const { a, b } = setUp({ peerPolicy: { policy: guarded } });
+    const base = readVillage(a.paths, VID).policy;
+    const u1 = addPolicySignature(
+      newPolicyUpdate({ villageId: VID, policy: { ...base, max_window_days: 12 }, actor: "alice", previousPolicyHash: policyHash(base) }),
+      signer.seed,
+    );
+    expect((await a.send("POST", `/villages/${VID}/policy`, { token: a.tokens.admin, body: toJsonText(policyUpdateToJson(u1)) })).status).toBe(200);
+    addPeerOf(b, a.url, a.tokens.observer);
+    expect(await syncPeer({ paths: b.paths }, { village: VID, url: a.url })).toMatchObject({ status: "ok" });
+    // the relay's head is the base policy again (a hash our chain holds), reached by an update dated before u1
+    const back = addPolicySignature(
+      newPolicyUpdate({ villageId: VID, policy: base, actor: "mallory", previousPolicyHash: u1.policy_hash, createdAt: "2020-01-01T00:00:00Z" }),
+      signer.seed,
+    );
+    expect(back.policy_hash).toBe(policyHash(base));
+    const relay = startRelay(a.url, (_req, url) => {
+      if (url.pathname.endsWith("/policy/latest")) return Response.json({ ...(policyUpdateToJson(back) as object), artifact: policyUpdateToJson(back), signed: true });
+      if (url.pathname.endsWith("/policy/updates")) return Response.json({ updates: [policyUpdateToJson(back)], next_cursor: null, head: back.policy_hash });
       return null;
     });
     relays.push(relay);
@@ -273,6 +332,20 @@ describe("what a relay between the nodes can do", () => {
     expect(readPeerState(b.paths, { village: VID, url: relay.url })).toMatchObject({ cursor: null, failures: 1 });
   });
 
+  test("a next_cursor that is not a cursor is a remote_error; the stored cursor does not move", async () => {
+    const { a, b } = setUp();
+    await a.push();
+    const relay = startRelay(a.url, (_req, url) =>
+      url.pathname.endsWith("/bundles") ? Response.json({ bundles: [], next_cursor: "../../etc/passwd" }) : null,
+    );
+    relays.push(relay);
+    addPeerOf(b, relay.url, a.tokens.observer);
+    const r = await syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
+    expect(r).toMatchObject({ status: "failed", code: "remote_error" });
+    expect(r.detail).toContain("next_cursor is not a cursor");
+    expect(readPeerState(b.paths, { village: VID, url: relay.url })).toMatchObject({ cursor: null, failures: 1 });
+  });
+
   test("a 429 with Retry-After ends the pass at once and the wait is recorded for the loop", async () => {
     const { a, b } = setUp();
     const relay = startRelay(a.url, () =>
@@ -291,6 +364,17 @@ describe("what a relay between the nodes can do", () => {
     const state = readPeerState(b.paths, { village: VID, url: relay.url });
     expect(Date.parse(state.next_attempt as string) - before).toBeGreaterThanOrEqual(7000);
     expect(state.last_error).toMatchObject({ code: "rate_limited", detail: "slow down" });
+  });
+
+  test("a bare 503 ends the pass as unavailable naming the request, with the peer's wait kept", async () => {
+    const { a, b } = setUp();
+    const relay = startRelay(a.url, () => new Response("", { status: 503, headers: { "retry-after": "3" } }));
+    relays.push(relay);
+    addPeerOf(b, relay.url, a.tokens.observer);
+    const r = await syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
+    expect(r).toMatchObject({ status: "failed", code: "unavailable", retry_after_ms: 3000 });
+    expect(r.detail).toBe("GET /.well-known/links/node answered HTTP 503");
+    expect(readPeerState(b.paths, { village: VID, url: relay.url })).toMatchObject({ cursor: null, failures: 1 });
   });
 
   test("a success after failures clears last_error", async () => {
