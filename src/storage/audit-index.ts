@@ -12,7 +12,7 @@
  * checkpoint signed per scope.
  */
 import { Database } from "bun:sqlite";
-import { closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
 import { sha256Hex } from "../core/canonical.ts";
 import { LinksError, storageError } from "../core/errors.ts";
@@ -26,19 +26,10 @@ import {
   type SubtreeHashes,
 } from "../core/merkle.ts";
 import { auditLeafOf, completeLines, isBlankLine, parseCheckpointLine, type KeptCheckpoint } from "./audit-records.ts";
-import { readFrom } from "./jsonl.ts";
+import { fileStamp, readFrom } from "./jsonl.ts";
 import type { DataPaths } from "./paths.ts";
 
 const SCHEMA_VERSION = "1";
-
-function stat(path: string): { ino: number; size: number } {
-  try {
-    const s = statSync(path);
-    return { ino: s.ino, size: s.size };
-  } catch {
-    return { ino: 0, size: 0 };
-  }
-}
 
 interface LeafRow {
   leaf: number;
@@ -130,8 +121,8 @@ export class AuditIndex {
   /** Reads what the audit and checkpoint files gained since the last call; one stat each when nothing did. */
   catchUp(): void {
     if (this.readonly) return;
-    const audit = stat(this.auditPath);
-    const kept = stat(this.checkpointsPath);
+    const audit = fileStamp(this.auditPath);
+    const kept = fileStamp(this.checkpointsPath);
     const stamp = `${audit.ino}:${audit.size}|${kept.ino}:${kept.size}`;
     if (stamp === this.lastStamp) return;
     const tx = this.db.transaction(() => {
