@@ -320,9 +320,20 @@ export class AuditIndex {
       throw new LinksError("invalid_argument", `start must be an integer from 0 to the tree size ${size}, got ${start}`);
     }
     if (!Number.isSafeInteger(end) || end < start) throw new LinksError("invalid_argument", `end must be an integer not below start ${start}, got ${end}`);
+    return this.readRows(scope, start, Math.min(end, size));
+  }
+
+  /** The newest `count` rows of the scope's tree (all of them if it holds fewer), oldest first, checked as entries() does. */
+  newestEntries(scope: string | null, count: number): string[] {
+    const size = this.size(scope);
+    return this.readRows(scope, Math.max(0, size - count), size);
+  }
+
+  /** Rows start to end - 1 (end within the indexed tree), each checked against its leaf hash. */
+  private readRows(scope: string | null, start: number, end: number): string[] {
     const id = this.scopeId(scope, false);
-    if (id === null || start === Math.min(end, size)) return [];
-    const rows = this.leafRows(id, start, Math.min(end, size));
+    if (id === null || start >= end) return [];
+    const rows = this.leafRows(id, start, end);
     const decoder = new TextDecoder("utf-8", { fatal: true });
     let fd: number;
     try {

@@ -73,9 +73,7 @@ function newestEntries(c: AppContext, d: RouteDeps): string[] {
   }
   const last = queryCount(c, "last");
   if (last < 1 || last > ENTRIES_PAGE.maxEntries) throw new LinksError("invalid_argument", `last must be from 1 to ${ENTRIES_PAGE.maxEntries}, got ${last}`);
-  const vid = c.get("villageId");
-  const size = d.auditIndex.size(vid);
-  return boundedPage(d.auditIndex.entries(vid, Math.max(0, size - last), size).reverse()).reverse();
+  return boundedPage(d.auditIndex.newestEntries(c.get("villageId"), last).reverse()).reverse();
 }
 
 export function auditRoutes(d: RouteDeps): void {
