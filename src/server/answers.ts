@@ -37,7 +37,7 @@ export const QuarantinedAnswer = z.object({
   detail: z.string(),
 });
 
-export const IndexRowSchema = z.object({
+const IndexRowSchema = z.object({
   bundle_id: z.string(),
   issuer: z.string(),
   window_days: z.int(),
@@ -83,13 +83,13 @@ export const PolicyUpdatesPageAnswer = z.object({
   items: z.array(PolicyArtifact),
 });
 
-export const ClaimPreview = z.object({
+const ClaimPreview = z.object({
   subject: z.string(),
   predicate: z.string(),
   object: z.string().nullable(),
 });
 
-export const QuarantineEntryAnswer = z.object({
+const QuarantineEntryAnswer = z.object({
   bundle_id: z.string(),
   village_id: z.string(),
   reason: z.string().describe("the error code the policy held it for"),

@@ -20,7 +20,7 @@ import { LabeledCounter, LabeledHistogram, MetricsRegistry } from "./metrics.ts"
 import type { RefusalTally } from "./middleware/rate-limit/index.ts";
 import type { RouteTable } from "./route-table.ts";
 
-export const LATENCY_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const LATENCY_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 /** The route label of a request that matched no registered route. */
 export const UNMATCHED = "(unmatched)";

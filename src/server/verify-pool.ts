@@ -17,7 +17,7 @@ interface Job {
   resolve(valid: boolean): void;
 }
 
-export const VERIFY_POOL_DEFAULTS = { maxBatch: 64 };
+const VERIFY_POOL_DEFAULTS = { maxBatch: 64 };
 
 /**
  * Where the worker's code is. A compiled `links` holds it as an entry point of its own, found by
