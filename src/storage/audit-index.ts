@@ -281,11 +281,13 @@ export class AuditIndex {
     process.stderr.write(`links: warning: ${message}\n`);
   }
 
-  /** Every scope with rows (or a checkpoint), with its tree size. */
-  scopes(): Array<{ villageId: string | null; size: number }> {
+  /** Every scope with rows (or a checkpoint), with its tree size and the size of its newest checkpoint (null: none). */
+  scopes(): Array<{ villageId: string | null; size: number; signedSize: number | null }> {
     this.catchUp();
-    const rows = this.db.query("SELECT village_id, size FROM scopes ORDER BY id").all() as Array<{ village_id: string | null; size: number }>;
-    return rows.map((r) => ({ villageId: r.village_id, size: r.size }));
+    const rows = this.db
+      .query("SELECT s.village_id, s.size, c.size AS signed FROM scopes s LEFT JOIN checkpoints c ON c.scope = s.id ORDER BY s.id")
+      .all() as Array<{ village_id: string | null; size: number; signed: number | null }>;
+    return rows.map((r) => ({ villageId: r.village_id, size: r.size, signedSize: r.signed }));
   }
 
   /** How many rows the scope's tree holds. */
