@@ -8,12 +8,9 @@
  */
 import type { AsyncSignatureCheck } from "../core/bundle.ts";
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verify } from "../core/ed25519.ts";
-import { packBatch } from "./verify-batch.ts";
+import { packBatch, type SignatureJob } from "./verify-batch.ts";
 
-interface Job {
-  signature: Uint8Array;
-  message: Uint8Array;
-  publicKey: Uint8Array;
+interface Job extends SignatureJob {
   resolve(valid: boolean): void;
 }
 
@@ -57,7 +54,7 @@ export class VerifyPool {
       this.dispatch();
     });
 
-  private here(job: Pick<Job, "signature" | "message" | "publicKey">): boolean {
+  private here(job: SignatureJob): boolean {
     this.stats.main++;
     return verify(job.signature, job.message, job.publicKey);
   }
