@@ -9,6 +9,7 @@ import { BundleSchema } from "../core/bundle.ts";
 import { ERROR_STATUS, type ErrorCode } from "../core/errors.ts";
 import { PolicyUpdateV1Schema, PolicyUpdateV2Schema } from "../core/policy-update.ts";
 import { zJson } from "../core/schema.ts";
+import { RIGHTS } from "../core/village-policy.ts";
 import type { QuarantineMeta } from "../storage/quarantine.ts";
 import type { IndexRow } from "../storage/index-rows.ts";
 
@@ -108,8 +109,6 @@ export const QuarantineListAnswer = z.object({ entries: z.array(QuarantineEntryA
 export const ApprovedAnswer = z.object({ status: z.literal("approved"), bundle_id: z.string() });
 export const RejectedAnswer = z.object({ status: z.literal("rejected"), bundle_id: z.string() });
 
-export const RIGHT_NAMES = ["pull", "push", "manage"] as const;
-
 export const MyVillagesAnswer = z.object({
   villages: z.array(
     z.object({
@@ -117,7 +116,7 @@ export const MyVillagesAnswer = z.object({
       name: z.string(),
       member_id: z.string(),
       role: z.string(),
-      rights: z.array(z.enum(RIGHT_NAMES)).describe("what the token may do there under the village's current policy"),
+      rights: z.array(z.enum(RIGHTS)).describe("what the token may do there under the village's current policy"),
     }),
   ),
 });
