@@ -27,7 +27,8 @@ const CapabilitySchema = z.object({
 
 export const ROLES = ["admin", "member", "observer"] as const;
 export type Role = (typeof ROLES)[number];
-export type Right = "pull" | "push" | "manage";
+export const RIGHTS = ["pull", "push", "manage"] as const;
+export type Right = (typeof RIGHTS)[number];
 
 export const DEFAULT_CAPABILITIES = {
   observer: { can_pull: true, can_push: false, can_manage: false },

@@ -9,6 +9,7 @@ import { BundleSchema } from "../core/bundle.ts";
 import { ERROR_STATUS, type ErrorCode } from "../core/errors.ts";
 import { PolicyUpdateV1Schema, PolicyUpdateV2Schema } from "../core/policy-update.ts";
 import { zJson } from "../core/schema.ts";
+import { RIGHTS } from "../core/village-policy.ts";
 import type { QuarantineMeta } from "../storage/quarantine.ts";
 import type { IndexRow } from "../storage/index-rows.ts";
 
@@ -37,7 +38,7 @@ export const QuarantinedAnswer = z.object({
   detail: z.string(),
 });
 
-export const IndexRowSchema = z.object({
+const IndexRowSchema = z.object({
   bundle_id: z.string(),
   issuer: z.string(),
   window_days: z.int(),
@@ -83,13 +84,13 @@ export const PolicyUpdatesPageAnswer = z.object({
   items: z.array(PolicyArtifact),
 });
 
-export const ClaimPreview = z.object({
+const ClaimPreview = z.object({
   subject: z.string(),
   predicate: z.string(),
   object: z.string().nullable(),
 });
 
-export const QuarantineEntryAnswer = z.object({
+const QuarantineEntryAnswer = z.object({
   bundle_id: z.string(),
   village_id: z.string(),
   reason: z.string().describe("the error code the policy held it for"),
@@ -108,8 +109,6 @@ export const QuarantineListAnswer = z.object({ entries: z.array(QuarantineEntryA
 export const ApprovedAnswer = z.object({ status: z.literal("approved"), bundle_id: z.string() });
 export const RejectedAnswer = z.object({ status: z.literal("rejected"), bundle_id: z.string() });
 
-export const RIGHT_NAMES = ["pull", "push", "manage"] as const;
-
 export const MyVillagesAnswer = z.object({
   villages: z.array(
     z.object({
@@ -117,7 +116,7 @@ export const MyVillagesAnswer = z.object({
       name: z.string(),
       member_id: z.string(),
       role: z.string(),
-      rights: z.array(z.enum(RIGHT_NAMES)).describe("what the token may do there under the village's current policy"),
+      rights: z.array(z.enum(RIGHTS)).describe("what the token may do there under the village's current policy"),
     }),
   ),
 });

@@ -6,6 +6,7 @@
  *   metrics > request-log > client-ip > loopback-guard > [route] ids > auth > rate limit > body > handler
  */
 import { Hono } from "hono";
+import { assertNodeName } from "../core/audit-origin.ts";
 import { LinksError } from "../core/errors.ts";
 import { AuditIndex } from "../storage/audit-index.ts";
 import { CHECKPOINT_DEFAULTS, CheckpointSigner } from "../storage/checkpoints.ts";
@@ -123,7 +124,10 @@ function positiveInt(name: string, value: number): number {
 }
 
 function nonNegativeInt(name: string, value: number): number {
-  return value === 0 ? 0 : positiveInt(name, value);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new LinksError("invalid_argument", `${name} must be a whole number of 0 or more, got ${value}`);
+  }
+  return value;
 }
 
 export function createApp(opts: ServerOptions): LinksApp {
@@ -142,29 +146,13 @@ export function createApp(opts: ServerOptions): LinksApp {
     logger: opts.logger ?? DEFAULTS.logger,
     now: opts.now ?? DEFAULTS.now,
   };
+  // Every option is checked before a database, a thread or a file is opened (the node key is the
+  // first file): a bad one leaves the data directory as it was and nothing running.
+  const verifyWorkers = nonNegativeInt("verifyWorkers", opts.verifyWorkers ?? DEFAULTS.verifyWorkers);
+  const nodeName = opts.nodeName === undefined ? undefined : assertNodeName(opts.nodeName);
   const paths = new DataPaths(opts.dataDir);
-  const routes = new RouteTable();
-  const limiter = new RateLimiter({ capacity: o.rateLimitCapacity, now: o.now });
-  const verifyWorkers = opts.verifyWorkers ?? DEFAULTS.verifyWorkers;
-  if (!Number.isSafeInteger(verifyWorkers) || verifyWorkers < 0) {
-    throw new LinksError("invalid_argument", `verifyWorkers must be a whole number of 0 or more, got ${verifyWorkers}`);
-  }
-  const verifyPool = verifyWorkers > 0 ? new VerifyPool(verifyWorkers) : null;
-  const log = (line: object): void => o.logger(line);
-
-  const claimsDb = new ClaimsDb(paths);
-  claimsDb.catchUp();
-  const commit = new GroupCommit(paths, claimsDb);
-  const metrics = new NodeMetrics({ paths, routes, commit: commit.stats, verify: verifyPool?.stats ?? null });
-
-  const app = new Hono<AppEnv>();
-  app.onError(errorHandler({ log, dataRoot: paths.root, routes }));
-  app.notFound(notFoundHandler({ log, dataRoot: paths.root, routes }));
-  app.use(metrics.http());
-  app.use(requestLog({ logger: log, now: o.now }));
-  app.use(clientIp({ trustProxy: o.trustProxy, ipv6Prefix: o.ipv6Prefix }));
-  app.use(loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote }));
-
+  const clientIpMiddleware = clientIp({ trustProxy: o.trustProxy, ipv6Prefix: o.ipv6Prefix });
+  const loopbackMiddleware = loopbackGuard({ allowInsecureRemote: o.allowInsecureRemote });
   const publicInbox = o.publicInbox
     ? new PublicInboxBudget({
         paths,
@@ -173,9 +161,27 @@ export function createApp(opts: ServerOptions): LinksApp {
         now: o.now,
       })
     : null;
+  const identity = opts.identity ?? loadNodeIdentity(paths, { name: nodeName });
+  const routes = new RouteTable();
+  const limiter = new RateLimiter({ capacity: o.rateLimitCapacity, now: o.now });
+  const log = (line: object): void => o.logger(line);
+
+  const claimsDb = new ClaimsDb(paths);
+  claimsDb.catchUp();
+  const commit = new GroupCommit(paths, claimsDb);
+  const verifyPool = verifyWorkers > 0 ? new VerifyPool(verifyWorkers) : null;
+  const metrics = new NodeMetrics({ paths, routes, commit: commit.stats, verify: verifyPool?.stats ?? null });
+
+  const app = new Hono<AppEnv>();
+  app.onError(errorHandler({ log, dataRoot: paths.root, routes }));
+  app.notFound(notFoundHandler({ log, dataRoot: paths.root, routes }));
+  app.use(metrics.http());
+  app.use(requestLog({ logger: log, now: o.now }));
+  app.use(clientIpMiddleware);
+  app.use(loopbackMiddleware);
+
   const members = new MemberDirectory(paths);
   const authFailures = authFailureGuard({ limiter, perWindow: o.authFailuresPerMin, refusals: metrics.refusals.auth_failures });
-  const identity = opts.identity ?? loadNodeIdentity(paths, { name: opts.nodeName });
   const auditIndex = new AuditIndex(paths);
   const checkpoints = new CheckpointSigner(paths, auditIndex, identity, {
     onRefusal: (message, scope) => {

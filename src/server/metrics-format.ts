@@ -27,7 +27,7 @@ export type Family =
 export const METRIC_NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 export const LABEL_NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
-export function escapeHelp(text: string): string {
+function escapeHelp(text: string): string {
   return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 }
 
@@ -36,7 +36,7 @@ export function escapeLabelValue(text: string): string {
 }
 
 /** A sample value: integers as they are, NaN and infinities spelled as the format spells them. */
-export function formatValue(v: number): string {
+function formatValue(v: number): string {
   if (Number.isNaN(v)) return "NaN";
   if (v === Number.POSITIVE_INFINITY) return "+Inf";
   if (v === Number.NEGATIVE_INFINITY) return "-Inf";
@@ -68,7 +68,7 @@ function histogramLines(name: string, s: HistogramSample): string[] {
   return lines;
 }
 
-export function renderFamily(f: Family): string {
+function renderFamily(f: Family): string {
   if (!METRIC_NAME_RE.test(f.name)) throw new Error(`metrics: invalid metric name ${JSON.stringify(f.name)}`);
   const lines = [`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`];
   if (f.type === "histogram") {

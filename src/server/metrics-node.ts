@@ -1,7 +1,8 @@
 /**
  * The node's own metric families: HTTP requests and latency by route pattern, inbox decisions by
  * village and code, group commit (batch sizes, fsync latency, checkpoints), rate-limit refusals,
- * villages and held bundles, and the process. Everything is read from plain stats at scrape time.
+ * villages and held bundles, and the process. Everything is read from plain stats at scrape time;
+ * what several families share (the villages, the peers' records) is read once per scrape.
  */
 import { readdirSync } from "node:fs";
 import type { MiddlewareHandler } from "hono";
@@ -19,7 +20,7 @@ import { LabeledCounter, LabeledHistogram, MetricsRegistry } from "./metrics.ts"
 import type { RefusalTally } from "./middleware/rate-limit/index.ts";
 import type { RouteTable } from "./route-table.ts";
 
-export const LATENCY_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const LATENCY_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 /** The route label of a request that matched no registered route. */
 export const UNMATCHED = "(unmatched)";
@@ -33,7 +34,7 @@ export interface NodeMetricsOptions {
 }
 
 export class NodeMetrics {
-  readonly registry = new MetricsRegistry();
+  private readonly registry = new MetricsRegistry();
   private readonly httpRequests = new LabeledCounter(["route", "method", "status"]);
   private readonly httpLatency = new LabeledHistogram(["route"], LATENCY_BOUNDS);
   private readonly inboxDecisions = new LabeledCounter(["village", "decision", "code"]);
@@ -43,6 +44,8 @@ export class NodeMetrics {
     public: { refused: 0 },
     auth_failures: { refused: 0 },
   };
+  /** what the families of the scrape under way share, read at its first use; null between scrapes */
+  private scrape: { villages?: string[]; peers?: Array<{ labels: { village: string; peer: string }; state: PeerState }> } | null = null;
 
   constructor(private readonly opts: NodeMetricsOptions) {
     const r = this.registry;
@@ -72,7 +75,7 @@ export class NodeMetrics {
     r.counter("links_rate_limit_refusals_total", "Requests refused with 429, by limit (member, public, auth_failures)", () =>
       Object.entries(this.refusals).map(([limit, t]) => ({ labels: { limit }, value: t.refused })),
     );
-    r.gauge("links_villages", "Villages in the data directory", () => [{ value: listVillageIds(opts.paths).length }]);
+    r.gauge("links_villages", "Villages in the data directory", () => [{ value: this.villages().length }]);
     r.gauge("links_quarantine_held", "Bundles held in quarantine, by village", () => this.heldByVillage());
     r.counter(
       "links_peer_bundles_total",
@@ -100,6 +103,16 @@ export class NodeMetrics {
       const u = process.cpuUsage();
       return [{ value: (u.user + u.system) / 1e6 }];
     });
+  }
+
+  /** The exposition text: every family, from one read of what they share. */
+  render(): string {
+    this.scrape = {};
+    try {
+      return this.registry.render();
+    } finally {
+      this.scrape = null;
+    }
   }
 
   /** Counts every answer by route pattern, method and status, and times it. Goes first. */
@@ -135,16 +148,27 @@ export class NodeMetrics {
 
   /** What the sync passes recorded for each configured peer (read, never written, here). */
   private peerStates(): Array<{ labels: { village: string; peer: string }; state: PeerState }> {
+    if (this.scrape?.peers) return this.scrape.peers;
+    let peers: Array<{ labels: { village: string; peer: string }; state: PeerState }>;
     try {
-      return listPeers(this.opts.paths).map((p) => ({ labels: { village: p.village, peer: p.url }, state: readPeerState(this.opts.paths, p) }));
+      peers = listPeers(this.opts.paths).map((p) => ({ labels: { village: p.village, peer: p.url }, state: readPeerState(this.opts.paths, p) }));
     } catch {
       // a damaged peers file or record: `links peers status` names it; the metrics go on without
-      return [];
+      peers = [];
     }
+    if (this.scrape) this.scrape.peers = peers;
+    return peers;
+  }
+
+  private villages(): string[] {
+    if (this.scrape?.villages) return this.scrape.villages;
+    const villages = listVillageIds(this.opts.paths);
+    if (this.scrape) this.scrape.villages = villages;
+    return villages;
   }
 
   private heldByVillage(): { labels: { village: string }; value: number }[] {
-    return listVillageIds(this.opts.paths).map((village) => {
+    return this.villages().map((village) => {
       let held = 0;
       try {
         for (const name of readdirSync(this.opts.paths.quarantineDir(village))) {

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { parseStored, toJsonText, type JsonValue } from "../core/canonical.ts";
 
-export const PREVIEW_CLAIMS = 3;
+const PREVIEW_CLAIMS = 3;
 
 export interface QuarantinePreview {
   issuer: string | null;

@@ -8,16 +8,13 @@
  */
 import type { AsyncSignatureCheck } from "../core/bundle.ts";
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verify } from "../core/ed25519.ts";
-import { packBatch } from "./verify-batch.ts";
+import { packBatch, type SignatureJob } from "./verify-batch.ts";
 
-interface Job {
-  signature: Uint8Array;
-  message: Uint8Array;
-  publicKey: Uint8Array;
+interface Job extends SignatureJob {
   resolve(valid: boolean): void;
 }
 
-export const VERIFY_POOL_DEFAULTS = { maxBatch: 64 };
+const VERIFY_POOL_DEFAULTS = { maxBatch: 64 };
 
 /**
  * Where the worker's code is. A compiled `links` holds it as an entry point of its own, found by
@@ -57,7 +54,7 @@ export class VerifyPool {
       this.dispatch();
     });
 
-  private here(job: Pick<Job, "signature" | "message" | "publicKey">): boolean {
+  private here(job: SignatureJob): boolean {
     this.stats.main++;
     return verify(job.signature, job.message, job.publicKey);
   }

@@ -12,7 +12,7 @@
  * checkpoint signed per scope.
  */
 import { Database } from "bun:sqlite";
-import { closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
 import { sha256Hex } from "../core/canonical.ts";
 import { LinksError, storageError } from "../core/errors.ts";
@@ -26,19 +26,10 @@ import {
   type SubtreeHashes,
 } from "../core/merkle.ts";
 import { auditLeafOf, completeLines, isBlankLine, parseCheckpointLine, type KeptCheckpoint } from "./audit-records.ts";
-import { readFrom } from "./jsonl.ts";
+import { fileStamp, readFrom } from "./jsonl.ts";
 import type { DataPaths } from "./paths.ts";
 
 const SCHEMA_VERSION = "1";
-
-function stat(path: string): { ino: number; size: number } {
-  try {
-    const s = statSync(path);
-    return { ino: s.ino, size: s.size };
-  } catch {
-    return { ino: 0, size: 0 };
-  }
-}
 
 interface LeafRow {
   leaf: number;
@@ -130,8 +121,8 @@ export class AuditIndex {
   /** Reads what the audit and checkpoint files gained since the last call; one stat each when nothing did. */
   catchUp(): void {
     if (this.readonly) return;
-    const audit = stat(this.auditPath);
-    const kept = stat(this.checkpointsPath);
+    const audit = fileStamp(this.auditPath);
+    const kept = fileStamp(this.checkpointsPath);
     const stamp = `${audit.ino}:${audit.size}|${kept.ino}:${kept.size}`;
     if (stamp === this.lastStamp) return;
     const tx = this.db.transaction(() => {
@@ -290,11 +281,13 @@ export class AuditIndex {
     process.stderr.write(`links: warning: ${message}\n`);
   }
 
-  /** Every scope with rows (or a checkpoint), with its tree size. */
-  scopes(): Array<{ villageId: string | null; size: number }> {
+  /** Every scope with rows (or a checkpoint), with its tree size and the size of its newest checkpoint (null: none). */
+  scopes(): Array<{ villageId: string | null; size: number; signedSize: number | null }> {
     this.catchUp();
-    const rows = this.db.query("SELECT village_id, size FROM scopes ORDER BY id").all() as Array<{ village_id: string | null; size: number }>;
-    return rows.map((r) => ({ villageId: r.village_id, size: r.size }));
+    const rows = this.db
+      .query("SELECT s.village_id, s.size, c.size AS signed FROM scopes s LEFT JOIN checkpoints c ON c.scope = s.id ORDER BY s.id")
+      .all() as Array<{ village_id: string | null; size: number; signed: number | null }>;
+    return rows.map((r) => ({ villageId: r.village_id, size: r.size, signedSize: r.signed }));
   }
 
   /** How many rows the scope's tree holds. */
@@ -329,9 +322,20 @@ export class AuditIndex {
       throw new LinksError("invalid_argument", `start must be an integer from 0 to the tree size ${size}, got ${start}`);
     }
     if (!Number.isSafeInteger(end) || end < start) throw new LinksError("invalid_argument", `end must be an integer not below start ${start}, got ${end}`);
+    return this.readRows(scope, start, Math.min(end, size));
+  }
+
+  /** The newest `count` rows of the scope's tree (all of them if it holds fewer), oldest first, checked as entries() does. */
+  newestEntries(scope: string | null, count: number): string[] {
+    const size = this.size(scope);
+    return this.readRows(scope, Math.max(0, size - count), size);
+  }
+
+  /** Rows start to end - 1 (end within the indexed tree), each checked against its leaf hash. */
+  private readRows(scope: string | null, start: number, end: number): string[] {
     const id = this.scopeId(scope, false);
-    if (id === null || start === Math.min(end, size)) return [];
-    const rows = this.leafRows(id, start, Math.min(end, size));
+    if (id === null || start >= end) return [];
+    const rows = this.leafRows(id, start, end);
     const decoder = new TextDecoder("utf-8", { fatal: true });
     let fd: number;
     try {

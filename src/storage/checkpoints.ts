@@ -76,8 +76,7 @@ export class CheckpointSigner {
 
   /** The scopes whose tree size is not that of their last checkpoint. */
   private grown(): Array<{ villageId: string | null; size: number }> {
-    this.index.catchUp();
-    return this.index.scopes().filter((s) => s.size !== (this.index.latestCheckpoint(s.villageId)?.size ?? -1));
+    return this.index.scopes().filter((s) => s.size !== s.signedSize);
   }
 
   /**

@@ -37,6 +37,7 @@ export class ClaimsDb implements TopLevelOwners {
   private readonly legacy: LegacyHoldings;
   private readonly jsonl: string;
   private readonly audit: string;
+  /** the files' stamp at the last catch-up that went through ("" until one has) */
   private lastStamp = "";
 
   constructor(paths: DataPaths) {
@@ -75,7 +76,6 @@ export class ClaimsDb implements TopLevelOwners {
     if (!opts.wait) this.db.exec("PRAGMA busy_timeout = 0");
     try {
       this.lastStamp = this.db.transaction(() => this.follow()).immediate();
-      this.caughtUp = true;
     } catch (e) {
       this.legacy.invalidate(); // what the rolled-back transaction read is gone
       if (!opts.wait && (e as { code?: string }).code === "SQLITE_BUSY") return;
@@ -148,8 +148,6 @@ export class ClaimsDb implements TopLevelOwners {
   }
 
   private lastWarning = 0;
-  /** whether a catch-up of this process went through (see villagesAtTop) */
-  private caughtUp = false;
 
   private warnOnce(message: string): void {
     const now = Date.now();
@@ -179,7 +177,7 @@ export class ClaimsDb implements TopLevelOwners {
    * catch up again. The group commit asks it for every village bundle it stores.
    */
   villagesAtTop(bundleId: string): string[] {
-    if (!this.caughtUp) this.catchUp({ wait: false });
+    if (this.lastStamp === "") this.catchUp({ wait: false });
     return this.legacy.villagesOf(bundleId);
   }
 

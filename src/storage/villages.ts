@@ -36,8 +36,12 @@ export function villageExists(paths: DataPaths, vid: string): boolean {
 /** The village, or a village_not_found error. Read afresh from disk. */
 function loadVillage(paths: DataPaths, vid: string): Village {
   const raw = readJsonFile(paths.villageFile(vid));
-  if (raw === null) throw new LinksError("village_not_found", `village ${JSON.stringify(vid)} does not exist`);
+  if (raw === null) throw villageNotFound(vid);
   return parseWith(VillageSchema, raw, `village.json of ${vid}`);
+}
+
+function villageNotFound(vid: string): LinksError {
+  return new LinksError("village_not_found", `village ${JSON.stringify(vid)} does not exist`);
 }
 
 // village.json is replaced by rename, so a new inode (or size/mtime) means a new version: the
@@ -51,9 +55,15 @@ export function readVillage(paths: DataPaths, vid: string): Village {
   const file = paths.villageFile(vid);
   let stamp: string;
   try {
-    const s = statSync(file);
+    // A village that does not exist (ids guessed one after another): one stat, not a failed stat and a failed open.
+    const s = statSync(file, { throwIfNoEntry: false });
+    if (s === undefined) {
+      cache.delete(file);
+      throw villageNotFound(vid);
+    }
     stamp = `${s.ino}:${s.size}:${s.mtimeMs}`;
-  } catch {
+  } catch (e) {
+    if (e instanceof LinksError) throw e;
     cache.delete(file);
     return loadVillage(paths, vid);
   }

@@ -21,9 +21,9 @@ import { single } from "../query-params.ts";
 import { ROUTE_ERRORS } from "../route-table.ts";
 import type { RouteDeps } from "./deps.ts";
 
-export const ENTRIES_PAGE = { maxEntries: 1000, maxBytes: 1024 * 1024 } as const;
+const ENTRIES_PAGE = { maxEntries: 1000, maxBytes: 1024 * 1024 } as const;
 
-export const CHECKPOINT_MEDIA_TYPE = "text/plain; charset=utf-8";
+const CHECKPOINT_MEDIA_TYPE = "text/plain; charset=utf-8";
 
 export const NodeKeyAnswer = z.object({
   name: z.string().describe("the node name: the key name in its checkpoints' signatures"),
@@ -31,11 +31,11 @@ export const NodeKeyAnswer = z.object({
   key_hash: z.string().describe("sha256 of the public key, 64 hex characters"),
 });
 
-export const AuditEntriesAnswer = z.object({
+const AuditEntriesAnswer = z.object({
   entries: z.array(z.string()).describe("the rows, each exactly as stored without its newline"),
 });
 
-export const AuditProofAnswer = z.object({
+const AuditProofAnswer = z.object({
   hashes: z.array(z.string()).describe("the proof's hashes, base64, in RFC 9162 order"),
 });
 
@@ -73,9 +73,7 @@ function newestEntries(c: AppContext, d: RouteDeps): string[] {
   }
   const last = queryCount(c, "last");
   if (last < 1 || last > ENTRIES_PAGE.maxEntries) throw new LinksError("invalid_argument", `last must be from 1 to ${ENTRIES_PAGE.maxEntries}, got ${last}`);
-  const vid = c.get("villageId");
-  const size = d.auditIndex.size(vid);
-  return boundedPage(d.auditIndex.entries(vid, Math.max(0, size - last), size).reverse()).reverse();
+  return boundedPage(d.auditIndex.newestEntries(c.get("villageId"), last).reverse()).reverse();
 }
 
 export function auditRoutes(d: RouteDeps): void {

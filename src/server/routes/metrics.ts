@@ -20,7 +20,7 @@ export function metricsRoutes(d: RouteDeps, opts: { public: boolean }): void {
     errors: opts.public ? ["rate_limited"] : ["forbidden"],
   });
   const render: Handler<AppEnv> = (c) =>
-    c.body(d.metrics.registry.render(), 200, { "Content-Type": EXPOSITION_CONTENT_TYPE, "Cache-Control": "no-store" });
+    c.body(d.metrics.render(), 200, { "Content-Type": EXPOSITION_CONTENT_TYPE, "Cache-Control": "no-store" });
   if (opts.public) {
     // Open to everyone: limited per client address like the other routes without a token.
     d.app.get(path, d.publicLimit, render);

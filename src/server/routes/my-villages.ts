@@ -7,10 +7,10 @@
  */
 import { readdirSync } from "node:fs";
 import { LinksError } from "../../core/errors.ts";
-import { roleMay } from "../../core/village-policy.ts";
+import { RIGHTS, roleMay } from "../../core/village-policy.ts";
 import { VILLAGE_ID_RE } from "../../storage/paths.ts";
 import { readVillage, villagePolicy } from "../../storage/villages.ts";
-import { MyVillagesAnswer, RIGHT_NAMES } from "../answers.ts";
+import { MyVillagesAnswer } from "../answers.ts";
 import { sendJson } from "../context.ts";
 import { refuseToken, requireBearer } from "../middleware/auth/index.ts";
 import type { RouteDeps } from "./deps.ts";
@@ -52,7 +52,7 @@ export function myVillagesRoutes(d: RouteDeps): void {
         throw e;
       }
       const policy = villagePolicy(village);
-      const rights = RIGHT_NAMES.filter((r) => roleMay(policy, member.role, r));
+      const rights = RIGHTS.filter((r) => roleMay(policy, member.role, r));
       villages.push({ village_id: vid, name: village.name, member_id: member.memberId, role: member.role, rights });
     }
     if (villages.length === 0) {

@@ -8,7 +8,7 @@ import { openApiDocument } from "../openapi.ts";
 import { ROUTE_ERRORS } from "../route-table.ts";
 import type { RouteDeps } from "./deps.ts";
 
-export const API_INFO = {
+const API_INFO = {
   title: "links node",
   version: pkg.version,
   description: "Signed claim bundles for governed villages. Every error is JSON {\"detail\", \"code\"}.",

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
 import { decodeBase64 } from "../../../src/core/base64.ts";
 import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
 import { leafHash, verifyConsistency, verifyInclusion } from "../../../src/core/merkle.ts";
@@ -106,6 +107,29 @@ describe("a village's audit log over HTTP", () => {
     const c = await checkpoint(node);
     expect(c.size).toBe(0);
     expect(c.origin).toBe(`links/${defaultNodeName()}/${VID}`);
+  });
+
+  test("a row changed on disk under its index is refused (409 audit_inconsistent), never served", async () => {
+    node = makeNode({ server: { checkpointIntervalMs: 0 } });
+    await push(node, 3);
+    const served = await node.send("GET", `${AUDIT}/entries`, { token: node.tokens.observer });
+    expect((await json(served)).entries).toHaveLength(3);
+    const file = node.paths.auditFile();
+    const text = readFileSync(file, "utf8");
+    const lines = text.split("\n");
+    // the second row, edited to the same length: the index does not read it again
+    lines[1] = (lines[1] as string).replace(/"ts":"(.)/, (_m, c: string) => `"ts":"${c === "1" ? "2" : "1"}`);
+    expect(lines.join("\n")).not.toBe(text);
+    writeFileSync(file, lines.join("\n"));
+    for (const query of ["?start=0&end=3", "?last=2"]) {
+      const res = await node.send("GET", `${AUDIT}/entries${query}`, { token: node.tokens.observer });
+      expect(res.status).toBe(409);
+      const body = await json(res);
+      expect(body.code).toBe("audit_inconsistent");
+      expect(body.detail).toContain("row 1 of village");
+    }
+    // rows before it are still served
+    expect((await json(await node.send("GET", `${AUDIT}/entries?end=1`, { token: node.tokens.observer }))).entries).toHaveLength(1);
   });
 
   describe("bad requests are clear 400s", () => {

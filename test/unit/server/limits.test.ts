@@ -3,7 +3,9 @@
  * grouped by prefix, and the public inbox's storage budget.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
 import { createApp } from "../../../src/server/app.ts";
 import { addressGroup } from "../../../src/server/net.ts";
@@ -108,7 +110,31 @@ describe("when an IPv6 client rotates its address", () => {
     expect(addressGroup("::ffff:10.1.2.3", 64)).toBe("10.1.2.3");
     expect(addressGroup("10.1.2.3", 64)).toBe("10.1.2.3");
     expect(addressGroup("unknown", 64)).toBe("unknown");
-    expect(() => createApp({ dataDir: "/tmp/x", ipv6Prefix: 0 })).toThrow(/ipv6Prefix/);
+  });
+});
+
+describe("the node's options", () => {
+  test("a bad option is refused (invalid_argument) before the data directory is touched", () => {
+    const parent = mkdtempSync(join(tmpdir(), "links-options-"));
+    const dataDir = join(parent, "data");
+    try {
+      const bad: Array<[Partial<Parameters<typeof createApp>[0]>, RegExp]> = [
+        [{ ipv6Prefix: 0 }, /ipv6Prefix must be an integer from 1 to 128/],
+        [{ trustProxy: ["proxy.example"] }, /not an IP address/],
+        [{ publicInboxQuotaBytes: 10 }, /per-address budget/],
+        [{ publicInboxTotalBytes: 0 }, /total budget/],
+        [{ checkpointIntervalMs: -1 }, /checkpointIntervalMs must be a whole number of 0 or more, got -1/],
+        [{ verifyWorkers: 1.5 }, /verifyWorkers must be a whole number of 0 or more, got 1.5/],
+        [{ nodeName: "-bad name" }, /invalid node name/],
+        [{ rateLimitCapacity: 0 }, /rateLimitCapacity must be a positive integer/],
+      ];
+      for (const [opts, detail] of bad) {
+        expect(() => createApp({ dataDir, logger: () => {}, ...opts })).toThrow(expect.objectContaining({ code: "invalid_argument", detail: expect.stringMatching(detail) }));
+        expect(existsSync(dataDir)).toBe(false);
+      }
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
   });
 });
 

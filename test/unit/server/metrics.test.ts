@@ -1,7 +1,11 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { UNMATCHED } from "../../../src/server/metrics-node.ts";
+import { addPeer } from "../../../src/replication/peers.ts";
+import { NodeMetrics, UNMATCHED } from "../../../src/server/metrics-node.ts";
+import { RouteTable } from "../../../src/server/route-table.ts";
+import { GroupCommitStats } from "../../../src/storage/group-commit.ts";
+import { DataPaths } from "../../../src/storage/paths.ts";
 import { makeNode, PROXY, REMOTE, signedBundle, VID, type Node } from "./helpers.ts";
 import { parseExposition, sampleValue, type ParsedFamily } from "./prom-parse.ts";
 
@@ -126,5 +130,33 @@ describe("what /metrics counts", () => {
     expect(families.get("links_quarantine_held")?.samples.map((s) => s.labels.village)).toEqual([VID]);
     expect(sampleValue(families, "links_build_info", "links_build_info")).toBe(1);
     expect(sampleValue(families, "process_resident_memory_bytes", "process_resident_memory_bytes")).toBeGreaterThan(0);
+  });
+
+  test("one scrape reads the villages and the peers' records once, whatever the families that show them", async () => {
+    node = makeNode();
+    addPeer(node.paths, VID, "http://127.0.0.1:9001", null);
+    addPeer(node.paths, VID, "http://127.0.0.1:9002", null);
+    // listVillageIds lists villagesDir once; readPeerState opens one state file per peer
+    const reads = { villages: 0, peerStates: 0 };
+    class CountingPaths extends DataPaths {
+      override villagesDir(): string {
+        reads.villages++;
+        return super.villagesDir();
+      }
+      override peerStateFile(vid: string, peerId: string): string {
+        reads.peerStates++;
+        return super.peerStateFile(vid, peerId);
+      }
+    }
+    const metrics = new NodeMetrics({ paths: new CountingPaths(node.dataDir), routes: new RouteTable(), commit: new GroupCommitStats(), verify: null });
+    const families = parseExposition(metrics.render());
+    expect(sampleValue(families, "links_villages", "links_villages")).toBe(1);
+    expect(families.get("links_peer_failures")?.samples).toHaveLength(2);
+    expect(families.get("links_peer_drift")?.samples).toHaveLength(8);
+    expect(reads).toEqual({ villages: 1, peerStates: 2 });
+    // the next scrape reads afresh: a peer added since is there
+    addPeer(node.paths, VID, "http://127.0.0.1:9003", null);
+    expect(parseExposition(metrics.render()).get("links_peer_failures")?.samples).toHaveLength(3);
+    expect(reads).toEqual({ villages: 2, peerStates: 5 });
   });
 });

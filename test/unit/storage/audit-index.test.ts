@@ -97,6 +97,9 @@ describe("the audit index", () => {
     expect(() => idx.entries("garden", 5, 4)).toThrow("end must be");
     expect(idx.entries("garden", 30, 1000)).toHaveLength(7);
     expect(idx.entries("garden", 37, 40)).toEqual([]);
+    expect(idx.newestEntries("garden", 3)).toEqual(idx.entries("garden", 34, 37));
+    expect(idx.newestEntries("garden", 100)).toEqual(idx.entries("garden", 0, 37));
+    expect(idx.newestEntries("nowhere", 3)).toEqual([]);
   });
 
   test("follows the file as it grows; a torn last line waits until it is whole", () => {

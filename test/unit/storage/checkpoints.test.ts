@@ -88,9 +88,17 @@ describe("the checkpoint signer", () => {
     const { paths, index, identity, signer } = setup();
     rows(paths, "garden", 3);
     rows(paths, null, 2);
+    expect(index.scopes()).toEqual([
+      { villageId: "garden", size: 3, signedSize: null },
+      { villageId: null, size: 2, signedSize: null },
+    ]);
     expect(await signer.signGrown()).toBe(2);
     expect(await signer.signGrown()).toBe(0); // nothing grew: nothing signed
     rows(paths, "garden", 4, "x");
+    expect(index.scopes()).toEqual([
+      { villageId: "garden", size: 7, signedSize: 3 },
+      { villageId: null, size: 2, signedSize: 2 },
+    ]);
     expect(await signer.signGrown()).toBe(1);
     const lines = kept(paths);
     expect(lines.map((k) => [k.village_id, k.size])).toEqual([["garden", 3], [null, 2], ["garden", 7]]);

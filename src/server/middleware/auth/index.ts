@@ -8,7 +8,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { LinksError } from "../../../core/errors.ts";
-import { roleMay, type Right } from "../../../core/village-policy.ts";
+import { RIGHTS, roleMay, type Right } from "../../../core/village-policy.ts";
 import type { MemberDirectory } from "../../../storage/members.ts";
 import type { AppContext, AppEnv } from "../../context.ts";
 import type { AuthFailureGuard } from "../rate-limit/index.ts";
@@ -19,7 +19,7 @@ export interface AuthOptions {
   failures?: AuthFailureGuard | undefined;
 }
 
-const RIGHTS: ReadonlySet<string> = new Set(["pull", "push", "manage"]);
+const RIGHT_SET: ReadonlySet<string> = new Set(RIGHTS);
 // RFC 6750 b64token, bounded: a real token is 43 characters.
 const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]{1,512}=*) *$/i;
 
@@ -58,7 +58,7 @@ export function bearerAuth(opts: AuthOptions): (right: Right) => MiddlewareHandl
   }
 
   return (right) => {
-    if (!RIGHTS.has(right)) throw new LinksError("invalid_argument", `auth: unknown right ${JSON.stringify(right)}`);
+    if (!RIGHT_SET.has(right)) throw new LinksError("invalid_argument", `auth: unknown right ${JSON.stringify(right)}`);
     return async (c, next) => {
       const vid = c.get("villageId");
       if (vid === undefined) throw new LinksError("internal_error", "auth runs after route-ids on village routes");

@@ -76,6 +76,12 @@ async function readDeclared(req: Request): Promise<Uint8Array> {
   }
 }
 
+/** The bytes as an ArrayBuffer of exactly them: their own buffer when it is, so a body is not copied. */
+function exactBuffer(bytes: Uint8Array): ArrayBuffer {
+  const buffer = bytes.buffer as ArrayBuffer;
+  return bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength ? buffer : (bytes.slice().buffer as ArrayBuffer);
+}
+
 export function bodyLimit(opts: BodyLimitOptions): MiddlewareHandler<AppEnv> {
   const max = opts.maxBytes;
   if (!Number.isSafeInteger(max) || max < 1) {
@@ -96,7 +102,7 @@ export function bodyLimit(opts: BodyLimitOptions): MiddlewareHandler<AppEnv> {
     const bytes = declared !== undefined ? await readDeclared(c.req.raw) : await readLimited(c.req.raw.body, max);
     c.set("body", bytes);
     // Hono keeps promises in its body cache (its type says otherwise).
-    (c.req.bodyCache as { arrayBuffer?: Promise<ArrayBuffer> }).arrayBuffer = Promise.resolve(bytes.slice().buffer);
+    (c.req.bodyCache as { arrayBuffer?: Promise<ArrayBuffer> }).arrayBuffer = Promise.resolve(exactBuffer(bytes));
     // Hono's JSON validator skips a request without a JSON Content-Type; a missing one is JSON here.
     if (opts.json && c.req.header("content-type") === undefined) {
       try {
