@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /**
  * The review page's markup: a shell the script fills in. The server has nothing of the node's
  * data to render here (the admin token lives in the browser's sessionStorage, never in a cookie),

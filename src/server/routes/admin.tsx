@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /**
  * `GET /admin`: the review page, served by the node itself with everything inline (no CDN, no
  * other request but to this node's API). See admin/page.tsx for what it shows and how it signs in.

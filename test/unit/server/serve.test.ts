@@ -118,3 +118,30 @@ describe("when it cannot listen", () => {
     await expect(again).rejects.toMatchObject({ code: "unavailable" });
   });
 });
+
+describe("running from source", () => {
+  // The review page's JSX must compile the same from any working directory: bun only reads the
+  // tsconfig.json of the directory it runs in, so the pages name their JSX runtime themselves.
+  test("bun src/main.ts serve works from another directory, review page included", async () => {
+    const dataDir = tempData();
+    const main = resolve(import.meta.dir, "../../../src/main.ts");
+    const proc = Bun.spawn([process.execPath, main, "serve", "--port", "0", "--data", dataDir], { cwd: dir, stdout: "ignore", stderr: "pipe" });
+    try {
+      const reader = proc.stderr.getReader();
+      let text = "";
+      let port = 0;
+      while (!port) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`serve exited: ${text}`);
+        text += new TextDecoder().decode(value);
+        port = Number(/listening on http:\/\/[^:]+:(\d+)/.exec(text)?.[1] ?? 0);
+      }
+      const res = await fetch(`http://127.0.0.1:${port}/admin`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain("<title>links: review</title>");
+    } finally {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    }
+  });
+});
