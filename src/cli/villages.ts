@@ -8,8 +8,7 @@ import { appendAudit, type AuditAction } from "../storage/audit.ts";
 import { addMember, listMembers, revokeMember, rotateToken } from "../storage/members.ts";
 import { assertMemberId, assertVillageId, type DataPaths } from "../storage/paths.ts";
 import { editPolicy, recordGenesis } from "../storage/policy.ts";
-import { createVillage, listVillageIds, readVillage, villagePolicy } from "../storage/villages.ts";
-import { auditPolicyHash } from "../core/village-policy.ts";
+import { createVillage, listVillageIds, readVillage, villagePolicy, villagePolicyHash } from "../storage/villages.ts";
 import { printable } from "../core/printable.ts";
 import { dataArgs, jsonArgs, parsePositiveInt, printJson, repeated, say } from "./common.ts";
 import { actorArgs, actorOf, openData } from "./context.ts";
@@ -209,7 +208,7 @@ function listCommand(name: string, description: string, field: ListField, op: "a
           village_id: vid,
           actor: actorOf(args),
           reason: `${op === "add" ? "added to" : "removed from"} ${field}: ${value}`,
-          policy_hash: auditPolicyHash(readVillage(paths, vid).policy),
+          policy_hash: villagePolicyHash(readVillage(paths, vid)),
         });
       }
       say(changed ? `${op === "add" ? "added" : "removed"} ${value} ${op === "add" ? "to" : "from"} ${field} of ${vid}` : `${field} of ${vid} already ${op === "add" ? "has" : "lacks"} ${value}; nothing changed`);

@@ -6,14 +6,13 @@ import { decide } from "../core/acceptance.ts";
 import { BUNDLE_ID_RE, parseBundle, requireVerified, verifyWithTextAsync, type AsyncSignatureCheck, type Bundle } from "../core/bundle.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError, type ErrorCode } from "../core/errors.ts";
-import { auditPolicyHash } from "../core/village-policy.ts";
 import { appendAudit } from "./audit.ts";
 import { withOwners } from "./claims-db.ts";
 import type { DataPaths } from "./paths.ts";
 import { putInQuarantine } from "./quarantine.ts";
 import { isStored, storeBundle, type TopLevelOwners } from "./store.ts";
 import type { GroupCommit } from "./group-commit.ts";
-import { readVillage, villagePolicy, type Village } from "./villages.ts";
+import { readVillage, villagePolicy, villagePolicyHash, type Village } from "./villages.ts";
 
 export type InboxResult =
   | { status: "accepted" | "duplicate"; bundle_id: string }
@@ -53,7 +52,7 @@ async function submit(
 ): Promise<InboxResult> {
   const village = opts.village ?? readVillage(paths, villageId);
   const policy = villagePolicy(village);
-  const policyHash = auditPolicyHash(village.policy);
+  const policyHash = villagePolicyHash(village);
   const bundle = parseBundle(raw);
   const verified = opts.checkSignature ? await verifyWithTextAsync(bundle, opts.checkSignature) : undefined;
   const decision = decide(bundle, policy, verified);

@@ -15,7 +15,6 @@ import { decide } from "../core/acceptance.ts";
 import { parseBundle } from "../core/bundle.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError, storageError } from "../core/errors.ts";
-import { auditPolicyHash } from "../core/village-policy.ts";
 import { atomicWrite } from "./atomic.ts";
 import { appendAudit, tailAudit } from "./audit.ts";
 import { withFileLockSync } from "./flock.ts";
@@ -23,7 +22,7 @@ import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { BUNDLE_ID_RE, VILLAGE_ID_RE, assertBundleId, type DataPaths } from "./paths.ts";
 import { withOwners } from "./claims-db.ts";
 import { storeBundle, type TopLevelOwners } from "./store.ts";
-import { readVillage, villagePolicy } from "./villages.ts";
+import { readVillage, villagePolicy, villagePolicyHash } from "./villages.ts";
 
 export interface QuarantineMeta {
   bundle_id: string;
@@ -173,7 +172,7 @@ export function approveQuarantined(
       issuer_key_hash: decision.issuerKeyHash,
       actor,
       reason: stored.status === "duplicate" ? "already stored" : null,
-      policy_hash: auditPolicyHash(village.policy),
+      policy_hash: villagePolicyHash(village),
     });
     return { status: stored.status };
   });

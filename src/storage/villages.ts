@@ -8,7 +8,7 @@ import type { JsonValue } from "../core/canonical.ts";
 import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
 import { parseWith, zJsonObject } from "../core/schema.ts";
-import { defaultPolicy, readPolicy, type PolicyObject, type VillagePolicy } from "../core/village-policy.ts";
+import { auditPolicyHash, defaultPolicy, readPolicy, type PolicyObject, type VillagePolicy } from "../core/village-policy.ts";
 import { lockPathFor, withFileLockSync } from "./flock.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
 import { VILLAGE_ID_RE, type DataPaths } from "./paths.ts";
@@ -85,6 +85,18 @@ export function villagePolicy(village: Village): VillagePolicy {
     policyViews.set(village, view);
   }
   return view;
+}
+
+const policyHashes = new WeakMap<Village, string>();
+
+/** The audit log's short hash of the village's policy (computed once per village version). */
+export function villagePolicyHash(village: Village): string {
+  let hash = policyHashes.get(village);
+  if (hash === undefined) {
+    hash = auditPolicyHash(village.policy);
+    policyHashes.set(village, hash);
+  }
+  return hash;
 }
 
 export function listVillageIds(paths: DataPaths): string[] {
