@@ -62,7 +62,7 @@ async function signerCost(count: number): Promise<Array<[string, string]>> {
       ["signer: one signing pass", `${signed} checkpoints in ${fmt(signMs, 1)} ms (two fdatasyncs included)`],
     ];
   } finally {
-    dir.remove();
+    dir.removeAtExit();
   }
 }
 
@@ -75,7 +75,7 @@ export async function checkpointsBench(): Promise<Array<[string, string]>> {
   const rows: Array<[string, string]> = [];
   // every run's data directory is removed at the end: deleting files just before a run slows the
   // file creation it measures
-  const dirs: Array<{ data: string; remove(): void; on: boolean }> = [];
+  const dirs: Array<{ data: string; removeAtExit(): void; on: boolean }> = [];
   for (const [k, mode] of MODES.entries()) {
     const { dir, data, token } = await benchVillage(`links-bench-cp-${mode}-`);
     const node = await startNode(data, mode === "off" ? ["--checkpoint-interval", "0"] : []);
@@ -104,7 +104,7 @@ export async function checkpointsBench(): Promise<Array<[string, string]>> {
       const kept = lineCount(join(data, "store/audit/checkpoints.jsonl"));
       rows.push([`  checkpoints signed in that run`, `${fmt(kept)} (${fmt(ok)} bundles accepted)`]);
     }
-    dirs.push({ data, remove: () => dir.remove(), on: mode === "on" });
+    dirs.push({ data, removeAtExit: () => dir.removeAtExit(), on: mode === "on" });
   }
   const last = dirs.filter((d) => d.on).pop();
   if (last) {
@@ -117,7 +117,7 @@ export async function checkpointsBench(): Promise<Array<[string, string]>> {
     rows.push(["audit index beside the audit file", `${fmt(size(join(last.data, "store/index/audit.sqlite")) / 1e6, 1)} MB for ${fmt(size(audit) / 1e6, 1)} MB of rows`]);
     rows.push(["links audit verify (process start included)", `${fmt(rowsInLog)} rows in ${fmt(verifySeconds, 2)} s (${fmt(rowsInLog / verifySeconds)} rows/s)`]);
   }
-  for (const d of dirs) d.remove();
+  for (const d of dirs) d.removeAtExit();
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   const off = median(rates.off);
   const on = median(rates.on);

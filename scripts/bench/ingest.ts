@@ -68,7 +68,7 @@ export async function ingestBench(): Promise<Array<[string, string]>> {
     rows.push(["node RSS before/after", `${fmt(rssBefore / 1024, 1)} MiB / ${fmt(node.rssKb() / 1024, 1)} MiB`]);
   } finally {
     await node.stop();
-    dir.remove();
+    dir.removeAtExit();
   }
   return rows;
 }

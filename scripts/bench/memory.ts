@@ -31,7 +31,7 @@ export async function memoryBench(): Promise<Array<[string, string]>> {
     rows.push(["node RSS at rest, 5 s after that load", `${fmt(node.rssKb() / 1024, 1)} MiB`]);
   } finally {
     await node.stop();
-    dir.remove();
+    dir.removeAtExit();
   }
   Bun.gc(true);
   const heapBefore = process.memoryUsage().heapUsed;

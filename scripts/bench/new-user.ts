@@ -93,7 +93,7 @@ export async function newUserBench(): Promise<Array<[string, string]>> {
       ["load average while measuring (1 min)", String(load)],
     ];
   } finally {
-    dir.remove();
+    dir.removeAtExit();
   }
 }
 

@@ -60,7 +60,7 @@ export async function pipelineBench(n = count): Promise<Array<[string, string]>>
     ]);
   } finally {
     if (keep) console.error(`kept ${dir.path}`);
-    else dir.remove();
+    else dir.removeAtExit();
   }
 }
 

@@ -61,7 +61,7 @@ export async function queryBench(): Promise<Array<[string, string]>> {
   }
   cli.sort((a, b) => a - b);
   rows.push(["CLI claims query --subject (50 runs)", `p50 ${fmt(percentile(cli, 50), 2)} ms, p99 ${fmt(percentile(cli, 99), 2)} ms (process start included)`]);
-  dir.remove();
+  dir.removeAtExit();
   return rows;
 }
 

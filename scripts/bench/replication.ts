@@ -83,8 +83,8 @@ export async function replicationBench(): Promise<Array<[string, string]>> {
     rows.push(["B's own reads while it syncs", latencyLine(during)]);
   } finally {
     await Promise.all([nodeA.stop(), nodeB.stop()]);
-    a.dir.remove();
-    b.dir.remove();
+    a.dir.removeAtExit();
+    b.dir.removeAtExit();
   }
   return rows;
 }

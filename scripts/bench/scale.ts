@@ -63,7 +63,7 @@ export async function scaleBench(): Promise<Array<[string, string]>> {
       ]);
     } finally {
       await node.stop();
-      dir.remove();
+      dir.removeAtExit();
     }
   }
   return rows;
