@@ -8,6 +8,7 @@ import { memoryBench } from "./memory.ts";
 import { queryBench } from "./query.ts";
 import { replicationBench } from "./replication.ts";
 import { scaleBench } from "./scale.ts";
+import { stagesBench } from "./stages.ts";
 import { newUserBench } from "./new-user.ts";
 
 if (!(await Bun.file(`${import.meta.dir}/../../dist/links`).exists())) {
@@ -18,6 +19,7 @@ if (!(await Bun.file(`${import.meta.dir}/../../dist/links`).exists())) {
 const sections: Array<[string, () => Promise<Array<[string, string]>>]> = [
   ["startup", newUserBench],
   ["ingest", ingestBench],
+  ["stages", stagesBench],
   ["checkpoints", checkpointsBench],
   ["query", queryBench],
   ["scale", scaleBench],

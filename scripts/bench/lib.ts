@@ -94,10 +94,13 @@ export function rssKb(pid: number): number {
   }
 }
 
-/** utime and stime of a process from /proc/<pid>/stat, in seconds (clock ticks of 1/100 s). */
-export function cpuSeconds(pid: number): { user: number; system: number } {
+/**
+ * utime and stime of a process from /proc/<pid>/stat, or of one of its threads (tid), in seconds
+ * (clock ticks of 1/100 s).
+ */
+export function cpuSeconds(pid: number, tid?: number): { user: number; system: number } {
   try {
-    const stat = require("node:fs").readFileSync(`/proc/${pid}/stat`, "utf8") as string;
+    const stat = require("node:fs").readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, "utf8") as string;
     // the fields after the command name, which may hold spaces, in parentheses
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
