@@ -196,6 +196,17 @@ describe("the checkpoint signer", () => {
     });
   });
 
+  test("a first checkpoint asked for while a signing pass waits on the disk does not make the pass cry 'lost rows'", async () => {
+    const { paths, signer, refusals } = setup();
+    rows(paths, "garden", 2);
+    const pass = signer.signGrown(); // reads the grown trees (garden at 2), then waits for the disk
+    rows(paths, "garden", 1, "late");
+    expect(signer.latest("garden")?.size).toBe(3); // a peer asks: signed at 3 on the spot
+    await pass;
+    expect(refusals).toEqual([]);
+    expect(kept(paths).map((k) => k.size)).toEqual([3]);
+  });
+
   test("a torn last checkpoint line (a crash mid-write) is skipped; the next one starts on a fresh line", async () => {
     const { paths, signer, identity } = setup();
     rows(paths, "garden", 2);
