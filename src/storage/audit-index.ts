@@ -215,8 +215,11 @@ export class AuditIndex {
       this.db.exec("DELETE FROM checkpoints");
       offset = 0;
     }
+    // The newest checkpoint of a scope is its largest: the node only ever signs a tree that grew,
+    // so a line of a smaller (or the same) size after it is an old one appended again, and must
+    // not become what is served, nor the baseline the next checkpoint is proved against.
     const upsert = this.db.query(
-      "INSERT INTO checkpoints (scope, size, root, note, ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET size = excluded.size, root = excluded.root, note = excluded.note, ts = excluded.ts",
+      "INSERT INTO checkpoints (scope, size, root, note, ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET size = excluded.size, root = excluded.root, note = excluded.note, ts = excluded.ts WHERE excluded.size > checkpoints.size",
     );
     const decoder = new TextDecoder();
     const lines = completeLines(this.checkpointsPath, offset);
@@ -394,7 +397,7 @@ export class AuditIndex {
       .all(id, after, limit) as Array<{ leaf: number; bundle_id: string }>;
   }
 
-  /** The newest checkpoint kept in store/audit/checkpoints.jsonl for the scope. */
+  /** The newest (largest) checkpoint kept in store/audit/checkpoints.jsonl for the scope. */
   latestCheckpoint(scope: string | null): KeptCheckpoint | null {
     this.catchUp();
     const id = this.scopeId(scope, false);

@@ -75,7 +75,7 @@ export class CheckpointSigner {
   }
 
   /** The scopes whose tree size is not that of their last checkpoint. */
-  private grown(): Array<{ villageId: string | null; size: number }> {
+  private grown(): Array<{ villageId: string | null; size: number; signedSize: number | null }> {
     return this.index.scopes().filter((s) => s.size !== s.signedSize);
   }
 
@@ -95,12 +95,18 @@ export class CheckpointSigner {
     if (grown.length === 0) return 0;
     // Everything indexed so far is in the page cache: after this, on disk too.
     if (existsSync(this.paths.auditFile())) await fdatasyncFile(this.paths.auditFile());
-    const lines = grown.flatMap((s) => this.signScope(s.villageId, s.size) ?? []);
+    // A scope signed on demand (latest()) while the disk sync ran already has a newer checkpoint:
+    // signing the size read before would look like a tree that lost rows. The next pass takes it.
+    const lines = grown.flatMap((s) => (this.signedMeanwhile(s) ? [] : (this.signScope(s.villageId, s.size) ?? [])));
     if (lines.length === 0) return 0;
     lockedAppend(this.paths.checkpointsFile(), lines, { fsync: false });
     await fdatasyncFile(this.paths.checkpointsFile());
     this.index.catchUp();
     return lines.length;
+  }
+
+  private signedMeanwhile(s: { villageId: string | null; signedSize: number | null }): boolean {
+    return (this.index.latestCheckpoint(s.villageId)?.size ?? null) !== s.signedSize;
   }
 
   /** The same pass, blocking (at start, before the node listens). */

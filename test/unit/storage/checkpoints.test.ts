@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashesEqual, verifyConsistency } from "../../../src/core/merkle.ts";
@@ -171,6 +171,40 @@ describe("the checkpoint signer", () => {
       expect(await signer.signGrown()).toBe(0);
       expect(refusals[0]).toContain("fewer than the 5");
     });
+  });
+
+  describe("when checkpoints.jsonl was tampered with", () => {
+    test("an older checkpoint line appended again is not taken for the newest: no fork is signed, none is served", async () => {
+      const { paths, signer, index, refusals } = setup();
+      rows(paths, "garden", 3);
+      await signer.signGrown();
+      rows(paths, "garden", 2, "n");
+      await signer.signGrown();
+      const [older, newest] = readFileSync(paths.checkpointsFile(), "utf8").split("\n").filter(Boolean) as [string, string];
+      // the older (genuinely signed) line replayed at the end, and the rows it does not cover rewritten (a new file)
+      appendFileSync(paths.checkpointsFile(), `${older}\n`);
+      writeFileSync(paths.auditFile() + ".new", readFileSync(paths.auditFile(), "utf8").replace('"n0"', '"nX"'));
+      renameSync(paths.auditFile() + ".new", paths.auditFile());
+      rows(paths, "garden", 1, "z");
+      index.catchUp();
+      expect(index.latestCheckpoint("garden")?.note).toBe((parseCheckpointLine(newest) as KeptCheckpoint).note);
+      expect(await signer.signGrown()).toBe(0);
+      expect(refusals[0]).toContain("was rewritten");
+      // every checkpoint the node signed is consistent with every other one
+      const all = kept(paths).filter((k, i, a) => a.findIndex((o) => o.note === k.note) === i);
+      expect(all.map((k) => k.size)).toEqual([3, 5]);
+    });
+  });
+
+  test("a first checkpoint asked for while a signing pass waits on the disk does not make the pass cry 'lost rows'", async () => {
+    const { paths, signer, refusals } = setup();
+    rows(paths, "garden", 2);
+    const pass = signer.signGrown(); // reads the grown trees (garden at 2), then waits for the disk
+    rows(paths, "garden", 1, "late");
+    expect(signer.latest("garden")?.size).toBe(3); // a peer asks: signed at 3 on the spot
+    await pass;
+    expect(refusals).toEqual([]);
+    expect(kept(paths).map((k) => k.size)).toEqual([3]);
   });
 
   test("a torn last checkpoint line (a crash mid-write) is skipped; the next one starts on a fresh line", async () => {
