@@ -12,7 +12,8 @@
  *  4. rollback: where signed policy is required, `created_at` is strictly later than the newest
  *     artifact's in the chain (`policy_rollback`); plain local changes carry no artifact time;
  *  5. expiry (`policy_expired`);
- *  6. quorum under the policy in force, and under the new one when it changes the signers.
+ *  6. quorum under the policy in force, and under the new one when it changes the signers;
+ *  7. the new policy leaves the village a way to change it again (`policy_lockout`).
  * Content hashes recur (A -> B -> A), so lineage alone cannot stop a replay: 2 and 4 do, and an
  * artifact without lineage (v1, or `previous_policy_hash: null`) is taken only under them.
  */
@@ -22,7 +23,7 @@ import { datetimeToMs } from "./datetime.ts";
 import { LinksError } from "./errors.ts";
 import { policyPayloadHash, previousPolicyHash, verifyPolicyUpdate, type PolicyUpdate } from "./policy-update.ts";
 import { requireQuorum } from "./quorum.ts";
-import { readPolicy, requiresSignedUpdates, type PolicyObject } from "./village-policy.ts";
+import { assertNoLockout, readPolicy, requiresSignedUpdates, type PolicyObject } from "./village-policy.ts";
 
 /** What the rules need to know about a village's chain. */
 export interface ChainState {
@@ -100,7 +101,9 @@ export function admitUpdate(update: PolicyUpdate, state: ChainState, opts: Admit
   if (isExpired(update, opts.now)) {
     throw new LinksError("policy_expired", `${what} expired at ${update.generation === "v2" ? update.expires_at : "?"}; export and sign a fresh one`);
   }
-  if (signedVillage || opts.requireSigners) requireQuorum(current, readPolicy(update.policy), v.signers);
+  const next = readPolicy(update.policy);
+  if (signedVillage || opts.requireSigners) requireQuorum(current, next, v.signers);
+  assertNoLockout(next, `the policy of ${what}`);
   return { update, signers: v.signers, payloadHash };
 }
 
