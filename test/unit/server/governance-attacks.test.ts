@@ -58,6 +58,25 @@ async function refused(res: Response, status: number, code: string): Promise<voi
   expect({ status: res.status, code: body.code }).toEqual({ status, code });
 }
 
+describe("a signed update dated in the future", () => {
+  test("is refused, so it cannot make every later update a rollback", async () => {
+    node = makeNode({ policy: guarded() });
+    const before = readVillage(node.paths, VID).policy;
+    const future = artifact(node, policyOf({ max_window_days: 7 }), signers.slice(0, 2), { created_at: "2099-01-01T00:00:00Z" });
+    await refused(await post(node, future), 409, "policy_future_dated");
+    expect(readVillage(node.paths, VID).policy).toEqual(before);
+    // the honest update of today still goes through
+    const honest = artifact(node, policyOf({ max_window_days: 9 }), signers.slice(0, 2));
+    expect((await post(node, honest)).status).toBe(200);
+  });
+
+  test("a few minutes ahead (clock skew between hosts) is still taken", async () => {
+    node = makeNode({ policy: guarded() });
+    const skewed = artifact(node, policyOf({ max_window_days: 7 }), signers.slice(0, 2), { created_at: at(FIXED_NOW + 2 * MINUTE) });
+    expect((await post(node, skewed)).status).toBe(200);
+  });
+});
+
 describe("quorum cannot be met by one signer counted twice", () => {
   test("the same key as the top-level signature and in signatures[] counts once", async () => {
     node = makeNode({ policy: guarded() });
@@ -170,6 +189,11 @@ describe("a hostile node answering policy pull", () => {
     }
     expect(readVillage(node.paths, VID).policy).toEqual(before);
   }
+
+  test("a quorum-signed update dated years ahead is refused and nothing is applied", async () => {
+    node = makeNode({ policy: guarded() });
+    await pullRefused([artifact(node, policyOf({ max_window_days: 7 }), signers.slice(0, 2), { created_at: "2099-01-01T00:00:00Z" })], "policy_future_dated");
+  });
 
   test("a quorum-signed update that sets a rate limit of 0 is refused", async () => {
     node = makeNode({ policy: guarded() });
