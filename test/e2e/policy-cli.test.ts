@@ -199,6 +199,30 @@ describe("policy apply-local", () => {
     expect(policy()).toMatchObject({ policy_quorum: null, rate_limit_strategy: "token" });
   });
 
+  test("a policy that would lock the village out is refused naming why (policy_lockout), plain or signed", async () => {
+    const before = state();
+    const plain = await links(["policy", "apply-local", VID, writeJson({ rate_limit_per_min: 0 }), "--merge", ...D()]);
+    expect(plain.code).toBe(1);
+    expect(errorCode(plain.stderr)).toBe("policy_lockout");
+    expect(plain.stderr).toContain("rate_limit_per_min");
+    const signed = await links(["policy", "apply-local", VID, await signedArtifact({ capabilities: {} }, [keyA, keyB]), ...D()]);
+    expect(signed.code).toBe(1);
+    expect(errorCode(signed.stderr)).toBe("policy_lockout");
+    expect(state()).toBe(before);
+  });
+
+  test("a signed artifact dated years ahead is refused (policy_future_dated) and the next honest one still applies", async () => {
+    const before = state();
+    const ahead = await signedArtifact({ max_window_days: 16 }, [keyA, keyB], (a) => {
+      a.created_at = "2099-01-01T00:00:00Z";
+    });
+    const r = await links(["policy", "apply-local", VID, ahead, ...D()]);
+    expect(r.code).toBe(1);
+    expect(errorCode(r.stderr)).toBe("policy_future_dated");
+    expect(state()).toBe(before);
+    await linksOk(["policy", "apply-local", VID, await signedArtifact({ max_window_days: 16 }, [keyA, keyB]), ...D()]);
+  });
+
   test("a signed artifact's policy is kept exactly as signed, fields unknown here included", async () => {
     const file = await signedArtifact({ max_window_days: 15 }, [keyA, keyB], (a) => {
       const p = { ...(a.policy as Record<string, unknown>), future_field: { kept: true } };
