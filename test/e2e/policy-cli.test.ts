@@ -105,6 +105,19 @@ describe("policy verify", () => {
     expect(json(r)).toMatchObject({ status: "other_village" });
   });
 
+  test("an update that hands the signer list to a new key is not 'met' until the new rules are met too (exit 5)", async () => {
+    await linksOk(["keys", "gen", "--out-dir", tmp.join("c")]);
+    const hashC = lastLine((await linksOk(["keys", "hash", tmp.join("c", "ed25519.pub")])).stdout);
+    const swap = await signedArtifact({ policy_signer_allowlist: [hashC], policy_signature_threshold_m: 1 }, [keyA, keyB]);
+    const r = await links(["policy", "verify", swap, "--village-id", VID, "--json", ...D()]);
+    expect(r.code).toBe(5);
+    expect(json(r)).toMatchObject({ status: "quorum_not_met", quorum: { met: false } });
+    // what applying it answers, so verify's verdict is the village's
+    expect(errorCode((await links(["policy", "apply-local", VID, swap, ...D()])).stderr)).toBe("policy_quorum_not_met");
+    await linksOk(["policy", "sign-add", swap, tmp.join("c", "ed25519.key"), swap]);
+    expect((await links(["policy", "verify", swap, "--village-id", VID, ...D()])).code).toBe(0);
+  });
+
   test("names the other village with its control characters escaped", async () => {
     const hostile = await signedArtifact({ max_window_days: 9 }, [keyA, keyB], (a) => {
       a.village_id = "evil\u001b[2J\u009b31m\nlinks: forged line";
