@@ -77,6 +77,18 @@ describe("a signed update dated in the future", () => {
   });
 });
 
+describe("a replay in another spelling", () => {
+  test("the applied update re-sent with its time as +00:00 with microseconds, escaped strings and spaces is policy_replay", async () => {
+    node = makeNode({ policy: guarded() });
+    const u = artifact(node, policyOf({ max_window_days: 7 }), signers.slice(0, 2), { created_at: "2029-12-31T11:00:00.500000Z" });
+    expect((await post(node, u)).status).toBe(200);
+    const respelled = JSON.stringify({ ...policyUpdateToJson(u) as object, created_at: "2029-12-31T11:00:00.500000+00:00" }, null, 1)
+      .replace('"village_id"', '"\\u0076illage_id"');
+    const res = await node.send("POST", `/villages/${VID}/policy`, { token: node.tokens.admin, body: respelled });
+    await refused(res, 409, "policy_replay");
+  });
+});
+
 describe("quorum cannot be met by one signer counted twice", () => {
   test("the same key as the top-level signature and in signatures[] counts once", async () => {
     node = makeNode({ policy: guarded() });
@@ -84,6 +96,19 @@ describe("quorum cannot be met by one signer counted twice", () => {
     const sig = encodeBase64(sign(policySignedBytes(u), signers[0].seed));
     u = { ...u, public_key: encodeBase64(publicKeyFromSeed(signers[0].seed)), signature: sig };
     await refused(await post(node, u), 403, "policy_quorum_not_met");
+  });
+
+  test("the same key in a second base64 spelling (non-zero unused bits) does not count as another signer", async () => {
+    node = makeNode({ policy: guarded() });
+    const u = artifact(node, policyOf({ max_window_days: 7 }), [signers[0]]);
+    const entry = u.signatures[0] as { public_key: string; signature: string; alg: string };
+    const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    // 32 bytes: 43 characters and "=", the last one carrying 2 unused bits
+    const last = B64.indexOf(entry.public_key[42] as string);
+    const respelled = `${entry.public_key.slice(0, 42)}${B64[last | 1]}=`;
+    expect(Buffer.from(respelled, "base64").equals(Buffer.from(entry.public_key, "base64"))).toBe(true);
+    const twice = { ...u, signatures: [entry, { ...entry, public_key: respelled }] };
+    await refused(await post(node, twice), 403, "policy_quorum_not_met");
   });
 
   test("an update that installs new signers, signed only by them, is refused", async () => {
