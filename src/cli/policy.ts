@@ -17,7 +17,7 @@ import {
   type PolicyUpdate,
 } from "../core/policy-update.ts";
 import { isExpired } from "../core/policy-rules.ts";
-import { quorumUnder } from "../core/quorum.ts";
+import { quorumUnder, updateQuorum } from "../core/quorum.ts";
 import { defaultPolicy, missingPolicyFields, readPlainPolicy, readPolicy, type PolicyObject } from "../core/village-policy.ts";
 import { readSeedFile } from "../storage/keys.ts";
 import { assertVillageId } from "../storage/paths.ts";
@@ -59,7 +59,8 @@ const verify = defineCommand({
     const vid = args["village-id"] === undefined ? null : assertVillageId(args["village-id"]);
     const village = vid === null ? null : readLocalVillage(openData(args), vid);
     const allowlist = village ? new Set(readPolicy(village.policy).policy_signer_allowlist) : null;
-    const quorum = village ? quorumUnder(readPolicy(village.policy), report.signers) : null;
+    // the village's verdict: under the policy in force, and under the new one when the update changes the signers
+    const quorum = village === null ? null : update === null ? quorumUnder(readPolicy(village.policy), report.signers) : quorumOfUpdate(village.policy, update, report.signers);
     const expired = update !== null && isExpired(update, Date.now());
     const otherVillage = update !== null && vid !== null && update.village_id !== vid;
     const status = !report.valid ? "invalid" : expired ? "expired" : otherVillage ? "other_village" : quorum && !quorum.met ? "quorum_not_met" : "valid";
@@ -71,7 +72,10 @@ const verify = defineCommand({
         const listed = allowlist && c.key_hash ? (allowlist.has(c.key_hash) ? ", allowlisted" : ", NOT allowlisted") : "";
         say(`  ${printable(c.where)}: key ${printable(c.key_hash ?? "(unreadable)")} ${c.valid ? "verifies" : "does NOT verify"}${listed}`);
       }
-      if (quorum) say(`quorum of ${vid}: ${quorum.allowlisted.length} of ${quorum.required} required allowlisted signer(s): ${quorum.met ? "met" : "NOT met"}`);
+      if (quorum) {
+        const rules = "policy" in quorum && quorum.policy === "new" ? " under the signer rules the update installs" : "";
+        say(`quorum of ${vid}${rules}: ${quorum.allowlisted.length} of ${quorum.required} required allowlisted signer(s): ${quorum.met ? "met" : "NOT met"}`);
+      }
       if (otherVillage && update) say(`the artifact is for village "${printable(update.village_id, { max: 64 })}", not ${vid}`);
       if (expired && update?.generation === "v2") say(`expired at ${update.expires_at}: no village applies it`);
       say(report.valid
@@ -83,6 +87,18 @@ const verify = defineCommand({
     if (status !== "valid") throw new ExitCode(VERIFY_EXIT.notForVillage);
   },
 });
+
+/** The quorum applying `update` to a village with `policy` needs; an unreadable new policy counts as not met. */
+function quorumOfUpdate(policy: PolicyObject, update: PolicyUpdate, signers: string[]) {
+  const current = readPolicy(policy);
+  let next;
+  try {
+    next = readPolicy(update.policy);
+  } catch {
+    return { ...quorumUnder(current, signers), met: false, policy: "new" as const };
+  }
+  return updateQuorum(current, next, signers);
+}
 
 const vidArg = { village_id: { type: "positional", description: "Village id", required: true } } as const;
 

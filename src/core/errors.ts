@@ -56,6 +56,10 @@ export const ERROR_STATUS = {
   policy_divergence: 409,
   policy_lineage: 409,
   policy_incomplete: 400,
+  /** a policy that would leave no way to change it again, or refuse every member */
+  policy_lockout: 400,
+  /** a signed update dated further ahead than clock skew explains */
+  policy_future_dated: 409,
   policy_already_signed: 409,
   unknown_policy_hash: 404,
   policy_update_not_found: 404,

@@ -11,8 +11,11 @@
  *  3. lineage: `previous_policy_hash`, when present, is the head (`policy_lineage`);
  *  4. rollback: where signed policy is required, `created_at` is strictly later than the newest
  *     artifact's in the chain (`policy_rollback`); plain local changes carry no artifact time;
- *  5. expiry (`policy_expired`);
- *  6. quorum under the policy in force, and under the new one when it changes the signers.
+ *  5. expiry (`policy_expired`), and a `created_at` no further ahead of `now` than clock skew
+ *     explains (`policy_future_dated`): a far-future time, once the newest in the chain, would
+ *     make every honest update after it a rollback;
+ *  6. quorum under the policy in force, and under the new one when it changes the signers;
+ *  7. the new policy leaves the village a way to change it again (`policy_lockout`).
  * Content hashes recur (A -> B -> A), so lineage alone cannot stop a replay: 2 and 4 do, and an
  * artifact without lineage (v1, or `previous_policy_hash: null`) is taken only under them.
  */
@@ -22,7 +25,10 @@ import { datetimeToMs } from "./datetime.ts";
 import { LinksError } from "./errors.ts";
 import { policyPayloadHash, previousPolicyHash, verifyPolicyUpdate, type PolicyUpdate } from "./policy-update.ts";
 import { requireQuorum } from "./quorum.ts";
-import { readPolicy, requiresSignedUpdates, type PolicyObject } from "./village-policy.ts";
+import { assertNoLockout, readPolicy, requiresSignedUpdates, type PolicyObject } from "./village-policy.ts";
+
+/** How far ahead of this node's clock an artifact's `created_at` may be (clocks of hosts differ). */
+export const MAX_CLOCK_SKEW_MS = 10 * 60_000;
 
 /** What the rules need to know about a village's chain. */
 export interface ChainState {
@@ -100,7 +106,15 @@ export function admitUpdate(update: PolicyUpdate, state: ChainState, opts: Admit
   if (isExpired(update, opts.now)) {
     throw new LinksError("policy_expired", `${what} expired at ${update.generation === "v2" ? update.expires_at : "?"}; export and sign a fresh one`);
   }
-  if (signedVillage || opts.requireSigners) requireQuorum(current, readPolicy(update.policy), v.signers);
+  if (datetimeToMs(update.created_at) > opts.now + MAX_CLOCK_SKEW_MS) {
+    throw new LinksError(
+      "policy_future_dated",
+      `${what} was created at ${update.created_at}, more than ${MAX_CLOCK_SKEW_MS / 60_000} minutes ahead of this node's clock; check the signer's clock, or retry once that time has come`,
+    );
+  }
+  const next = readPolicy(update.policy);
+  if (signedVillage || opts.requireSigners) requireQuorum(current, next, v.signers);
+  assertNoLockout(next, `the policy of ${what}`);
   return { update, signers: v.signers, payloadHash };
 }
 

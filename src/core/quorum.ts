@@ -25,23 +25,39 @@ function signerRulesChange(current: VillagePolicy, next: VillagePolicy): boolean
   return a !== b || current.policy_signature_threshold_m !== next.policy_signature_threshold_m;
 }
 
-/** Throws unless a signed update with these valid signers may replace `current` with `next`. */
-export function requireQuorum(current: VillagePolicy, next: VillagePolicy, signers: string[]): void {
-  const checks: Array<[string, VillagePolicy]> = [["current", current]];
+export interface UpdateQuorum extends QuorumResult {
+  /** which policy's rules this result is for: the first one not met, else the policy in force */
+  policy: "current" | "new";
+}
+
+/**
+ * The quorum a signed update replacing `current` with `next` must meet: the policy in force's,
+ * and the new policy's too when the update changes the signer rules. Returns the first one not
+ * met, else the policy in force's (what `policy verify --village-id` reports).
+ */
+export function updateQuorum(current: VillagePolicy, next: VillagePolicy, signers: string[]): UpdateQuorum {
+  const checks: Array<[UpdateQuorum["policy"], VillagePolicy]> = [["current", current]];
   if (signerRulesChange(current, next)) checks.push(["new", next]);
   for (const [which, policy] of checks) {
-    if (policy.policy_signer_allowlist.length === 0) {
-      throw new LinksError(
-        "policy_signer_not_allowed",
-        `the ${which} policy has an empty policy_signer_allowlist: there is no signer to check the update against`,
-      );
-    }
     const q = quorumUnder(policy, signers);
-    if (!q.met) {
-      throw new LinksError(
-        "policy_quorum_not_met",
-        `the ${which} policy needs ${q.required} distinct allowlisted signer(s); the update has ${q.allowlisted.length}`,
-      );
-    }
+    if (!q.met) return { ...q, policy: which };
   }
+  return { ...quorumUnder(current, signers), policy: "current" };
+}
+
+/** Throws unless a signed update with these valid signers may replace `current` with `next`. */
+export function requireQuorum(current: VillagePolicy, next: VillagePolicy, signers: string[]): void {
+  const q = updateQuorum(current, next, signers);
+  if (q.met) return;
+  const policy = q.policy === "current" ? current : next;
+  if (policy.policy_signer_allowlist.length === 0) {
+    throw new LinksError(
+      "policy_signer_not_allowed",
+      `the ${q.policy} policy has an empty policy_signer_allowlist: there is no signer to check the update against`,
+    );
+  }
+  throw new LinksError(
+    "policy_quorum_not_met",
+    `the ${q.policy} policy needs ${q.required} distinct allowlisted signer(s); the update has ${q.allowlisted.length}`,
+  );
 }

@@ -118,6 +118,33 @@ export function requiresSignedUpdates(policy: VillagePolicy): boolean {
   return policy.require_policy_signature || policy.policy_signer_allowlist.length > 0;
 }
 
+/**
+ * Why a policy, once in force, would leave the village with no way out: no update the village
+ * could ever take over HTTP or from a pull (signed policy with no signer, or a threshold above
+ * the distinct signers listed), no role left to manage it, or every request refused (a rate
+ * limit of 0). Null when there is none. A village.json that already holds such a policy still
+ * loads; this is checked on every policy a change would put in force, signed or plain.
+ */
+export function lockoutReason(policy: VillagePolicy): string | null {
+  const signers = new Set(policy.policy_signer_allowlist).size;
+  if (requiresSignedUpdates(policy) && signers < Math.max(1, policy.policy_signature_threshold_m)) {
+    return signers === 0
+      ? "it requires signed policy updates but lists no policy signer: no update could ever be applied"
+      : `its policy_signature_threshold_m of ${policy.policy_signature_threshold_m} is above the ${signers} distinct signer(s) listed: no update could ever meet it`;
+  }
+  if (!ROLES.some((role) => roleMay(policy, role, "manage"))) {
+    return `no role (${ROLES.join(", ")}) has can_manage: nobody could change the policy or review the quarantine over HTTP`;
+  }
+  if (policy.rate_limit_per_min < 1) return "a rate_limit_per_min of 0 refuses every request of every member, the admins' included";
+  return null;
+}
+
+/** Throws policy_lockout when `policy` would lock its village out (see lockoutReason). */
+export function assertNoLockout(policy: VillagePolicy, what = "the policy"): void {
+  const reason = lockoutReason(policy);
+  if (reason !== null) throw new LinksError("policy_lockout", `${what} would lock the village out: ${reason}`);
+}
+
 /** Reads a policy object through the schema; a bad field is an invalid_schema error naming it. */
 export function readPolicy(policy: unknown): VillagePolicy {
   return parseWith(VillagePolicySchema, policy, "policy");

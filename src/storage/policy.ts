@@ -10,7 +10,7 @@ import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
 import { admitRun, type Admitted } from "../core/policy-rules.ts";
 import { policyHash, policyUpdateToJson, unsignedUpdateJson, type PolicyUpdate } from "../core/policy-update.ts";
-import { auditPolicyHash, readPolicy, type PolicyObject, type VillagePolicy } from "../core/village-policy.ts";
+import { assertNoLockout, auditPolicyHash, readPolicy, type PolicyObject, type VillagePolicy } from "../core/village-policy.ts";
 import { appendAudit, type AuditEntry } from "./audit.ts";
 import { lockedAppend } from "./jsonl.ts";
 import type { DataPaths } from "./paths.ts";
@@ -138,9 +138,11 @@ function record(paths: DataPaths, village: Village, changes: Change[], opts: Rec
   const audits: AuditEntry[] = [];
   const payloads: string[] = [];
   for (const { policy, admitted } of changes) {
-    readPolicy(policy);
+    const typed = readPolicy(policy);
     // A plain policy is published inside an artifact: it must fit in one another node accepts.
     if (admitted === null) assertMaxDepth(policy, "policy", INPUT_MAX_DEPTH - 1);
+    // A village's first policy is the operator's `villages create`; every later one must leave a way out.
+    if (opts.source !== "create") assertNoLockout(typed);
     const hash = policyHash(policy);
     const ts = nowIso();
     let artifact: JsonValue;

@@ -105,6 +105,19 @@ describe("policy verify", () => {
     expect(json(r)).toMatchObject({ status: "other_village" });
   });
 
+  test("an update that hands the signer list to a new key is not 'met' until the new rules are met too (exit 5)", async () => {
+    await linksOk(["keys", "gen", "--out-dir", tmp.join("c")]);
+    const hashC = lastLine((await linksOk(["keys", "hash", tmp.join("c", "ed25519.pub")])).stdout);
+    const swap = await signedArtifact({ policy_signer_allowlist: [hashC], policy_signature_threshold_m: 1 }, [keyA, keyB]);
+    const r = await links(["policy", "verify", swap, "--village-id", VID, "--json", ...D()]);
+    expect(r.code).toBe(5);
+    expect(json(r)).toMatchObject({ status: "quorum_not_met", quorum: { met: false } });
+    // what applying it answers, so verify's verdict is the village's
+    expect(errorCode((await links(["policy", "apply-local", VID, swap, ...D()])).stderr)).toBe("policy_quorum_not_met");
+    await linksOk(["policy", "sign-add", swap, tmp.join("c", "ed25519.key"), swap]);
+    expect((await links(["policy", "verify", swap, "--village-id", VID, ...D()])).code).toBe(0);
+  });
+
   test("names the other village with its control characters escaped", async () => {
     const hostile = await signedArtifact({ max_window_days: 9 }, [keyA, keyB], (a) => {
       a.village_id = "evil\u001b[2J\u009b31m\nlinks: forged line";
@@ -197,6 +210,30 @@ describe("policy apply-local", () => {
     expect(state()).toBe(before);
     await linksOk(["policy", "apply-local", VID, writeJson({ policy_quorum: null, rate_limit_strategy: "token" }), "--merge", ...D()]);
     expect(policy()).toMatchObject({ policy_quorum: null, rate_limit_strategy: "token" });
+  });
+
+  test("a policy that would lock the village out is refused naming why (policy_lockout), plain or signed", async () => {
+    const before = state();
+    const plain = await links(["policy", "apply-local", VID, writeJson({ rate_limit_per_min: 0 }), "--merge", ...D()]);
+    expect(plain.code).toBe(1);
+    expect(errorCode(plain.stderr)).toBe("policy_lockout");
+    expect(plain.stderr).toContain("rate_limit_per_min");
+    const signed = await links(["policy", "apply-local", VID, await signedArtifact({ capabilities: {} }, [keyA, keyB]), ...D()]);
+    expect(signed.code).toBe(1);
+    expect(errorCode(signed.stderr)).toBe("policy_lockout");
+    expect(state()).toBe(before);
+  });
+
+  test("a signed artifact dated years ahead is refused (policy_future_dated) and the next honest one still applies", async () => {
+    const before = state();
+    const ahead = await signedArtifact({ max_window_days: 16 }, [keyA, keyB], (a) => {
+      a.created_at = "2099-01-01T00:00:00Z";
+    });
+    const r = await links(["policy", "apply-local", VID, ahead, ...D()]);
+    expect(r.code).toBe(1);
+    expect(errorCode(r.stderr)).toBe("policy_future_dated");
+    expect(state()).toBe(before);
+    await linksOk(["policy", "apply-local", VID, await signedArtifact({ max_window_days: 16 }, [keyA, keyB]), ...D()]);
   });
 
   test("a signed artifact's policy is kept exactly as signed, fields unknown here included", async () => {

@@ -97,6 +97,20 @@ describe("rule 1: the artifact itself", () => {
     expect(admit(update(P1, { expires: "2029-12-31T00:00:00Z" }), state())).toBe("policy_expired");
     expect(admit(update(P1, { expires: "2030-01-02T00:00:00Z" }), state())).toBe("accepted");
   });
+
+  test("an update dated more than the clock skew allowance ahead is policy_future_dated, in every village", () => {
+    expect(admit(update(P1, { at: "2030-01-01T00:10:00Z" }), state())).toBe("accepted");
+    expect(admit(update(P1, { at: "2030-01-01T00:10:00.001Z" }), state())).toBe("policy_future_dated");
+    expect(admit(update(P1, { at: "2099-01-01T00:00:00Z" }), state())).toBe("policy_future_dated");
+    const open = defaultPolicy({ max_window_days: 5 });
+    expect(admit(update(open, { at: "2099-01-01T00:00:00Z", previous: null }), state({ head: defaultPolicy() }))).toBe("policy_future_dated");
+    expect(admit(update(open, { at: "2029-01-01T00:00:00Z", previous: null }), state({ head: defaultPolicy() }))).toBe("accepted");
+  });
+
+  test("an update whose policy would lock the village out is policy_lockout, even with its quorum", () => {
+    expect(admit(update(signedPolicy({ rate_limit_per_min: 0 }), {}, k1), state())).toBe("policy_lockout");
+    expect(admit(update(signedPolicy({ capabilities: {} }), {}, k1), state())).toBe("policy_lockout");
+  });
 });
 
 describe("rule 4: the same signed payload twice is a replay", () => {

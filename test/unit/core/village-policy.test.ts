@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { LinksError } from "../../../src/core/errors.ts";
-import { defaultPolicy, missingPolicyFields, POLICY_FIELDS, readPlainPolicy, requiresSignedUpdates, readPolicy, V015_POLICY_FIELDS } from "../../../src/core/village-policy.ts";
+import { defaultPolicy, lockoutReason, missingPolicyFields, POLICY_FIELDS, readPlainPolicy, requiresSignedUpdates, readPolicy, V015_POLICY_FIELDS } from "../../../src/core/village-policy.ts";
 
 function refusal(raw: unknown): LinksError {
   try {
@@ -57,4 +57,24 @@ test("a village asks for signed policy with require_policy_signature or with a s
   expect(requiresSignedUpdates(readPolicy({}))).toBe(false);
   expect(requiresSignedUpdates(readPolicy({ require_policy_signature: true }))).toBe(true);
   expect(requiresSignedUpdates(readPolicy({ policy_signer_allowlist: ["a".repeat(64)] }))).toBe(true);
+});
+
+describe("a policy that would lock its village out", () => {
+  const key = (c: string) => c.repeat(64);
+  const reason = (p: Record<string, unknown>) => lockoutReason(readPolicy(p));
+  test("the default policy, and signed policy with enough distinct signers, are fine", () => {
+    expect(reason({})).toBeNull();
+    expect(reason({ require_policy_signature: true, policy_signer_allowlist: [key("a"), key("b")], policy_signature_threshold_m: 2 })).toBeNull();
+    expect(reason({ policy_signer_allowlist: [key("a")], policy_signature_threshold_m: 0 })).toBeNull();
+    expect(reason({ capabilities: { observer: { can_manage: true } } })).toBeNull();
+  });
+  test.each([
+    ["signed policy with no signer", { require_policy_signature: true }, "lists no policy signer"],
+    ["a threshold above the signers", { policy_signer_allowlist: [key("a")], policy_signature_threshold_m: 2 }, "above the 1 distinct signer"],
+    ["a signer listed twice to reach the threshold", { policy_signer_allowlist: [key("a"), key("a")], policy_signature_threshold_m: 2 }, "above the 1 distinct signer"],
+    ["no role that may manage", { capabilities: { Admin: { can_manage: true } } }, "can_manage"],
+    ["a rate limit of 0", { rate_limit_per_min: 0 }, "rate_limit_per_min"],
+  ])("%s", (_what, policy, words) => {
+    expect(reason(policy)).toContain(words);
+  });
 });
