@@ -74,7 +74,7 @@ const verify = defineCommand({
       }
       if (quorum) {
         const rules = "policy" in quorum && quorum.policy === "new" ? " under the signer rules the update installs" : "";
-        say(`quorum of ${vid}${rules}: ${quorum.allowlisted.length} of ${quorum.required} required allowlisted signer(s): ${quorum.met ? "met" : "NOT met"}`);
+        say(`quorum of ${vid}${rules}: ${printable(quorum.detail)}: ${quorum.met ? "met" : "NOT met"}`);
       }
       if (otherVillage && update) say(`the artifact is for village "${printable(update.village_id, { max: 64 })}", not ${vid}`);
       if (expired && update?.generation === "v2") say(`expired at ${update.expires_at}: no village applies it`);

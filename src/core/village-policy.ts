@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { canonicalizeAscii, JsonFloat, SHA256_HEX_RE, sha256Hex, type JsonValue } from "./canonical.ts";
 import { LinksError } from "./errors.ts";
+import { quorumReachable } from "./quorum.ts";
 import { parseWith } from "./schema.ts";
 
 /** Stored policies may hold 30.0 where 30 is meant: read integral floats as ints. */
@@ -38,7 +39,8 @@ export const DEFAULT_CAPABILITIES = {
 
 const zKeyHashes = z.array(z.string().regex(SHA256_HEX_RE, "expected a 64-hex key hash"));
 
-export const VillagePolicySchema = z.object({
+/** The village policy table (spec section 7): what a plain policy must name. */
+const POLICY_TABLE = {
   visibility: z.enum(["private", "village", "public"]).default("village"),
   allowed_predicates: z.array(z.string()).default(["links.weighted_to"]),
   max_window_days: zCount.default(30),
@@ -55,15 +57,30 @@ export const VillagePolicySchema = z.object({
   policy_signer_allowlist: zKeyHashes.default([]),
   policy_signature_threshold_m: zCount.default(1),
   capabilities: z.record(z.string(), CapabilitySchema).default(DEFAULT_CAPABILITIES),
-});
+};
+
+/**
+ * Python Links v0.15's signer-quorum models, taken as they are: a value this node cannot use
+ * makes the quorum unreachable (core/quorum.ts), it does not make the village unreadable.
+ */
+const QUORUM_MODEL_FIELDS = {
+  policy_quorum: z.unknown().optional(),
+  policy_signer_weights: z.unknown().optional(),
+  policy_signer_roles: z.unknown().optional(),
+};
+
+export const VillagePolicySchema = z.object({ ...POLICY_TABLE, ...QUORUM_MODEL_FIELDS });
 
 export type VillagePolicy = z.output<typeof VillagePolicySchema>;
 export type PolicyObject = { [key: string]: JsonValue };
 
 /** The top-level fields of the table above. */
-export const POLICY_FIELDS: readonly string[] = Object.keys(VillagePolicySchema.shape);
+export const POLICY_FIELDS: readonly string[] = Object.keys(POLICY_TABLE);
 
-/** Fields Python Links v0.15 adds to a policy: carried and kept, not enforced here. */
+/**
+ * Fields Python Links v0.15 adds to a policy: carried and kept. Of these only the quorum models
+ * (`policy_quorum`, `policy_signer_weights`, `policy_signer_roles`) are enforced here.
+ */
 export const V015_POLICY_FIELDS: readonly string[] = [
   "policy_quorum",
   "policy_signer_roles",
@@ -120,17 +137,19 @@ export function requiresSignedUpdates(policy: VillagePolicy): boolean {
 
 /**
  * Why a policy, once in force, would leave the village with no way out: no update the village
- * could ever take over HTTP or from a pull (signed policy with no signer, or a threshold above
- * the distinct signers listed), no role left to manage it, or every request refused (a rate
+ * could ever take over HTTP or from a pull (signed policy whose quorum the signers it lists could
+ * never meet, all of them signing), no role left to manage it, or every request refused (a rate
  * limit of 0). Null when there is none. A village.json that already holds such a policy still
  * loads; this is checked on every policy a change would put in force, signed or plain.
  */
 export function lockoutReason(policy: VillagePolicy): string | null {
-  const signers = new Set(policy.policy_signer_allowlist).size;
-  if (requiresSignedUpdates(policy) && signers < Math.max(1, policy.policy_signature_threshold_m)) {
+  const quorum = requiresSignedUpdates(policy) ? quorumReachable(policy) : null;
+  if (quorum !== null && !quorum.met) {
+    const signers = new Set(policy.policy_signer_allowlist).size;
+    if (quorum.model !== "m_of_n") return `its ${quorum.model} signer quorum could never be met by the signers it lists (${quorum.detail})`;
     return signers === 0
       ? "it requires signed policy updates but lists no policy signer: no update could ever be applied"
-      : `its policy_signature_threshold_m of ${policy.policy_signature_threshold_m} is above the ${signers} distinct signer(s) listed: no update could ever meet it`;
+      : `its signer threshold of ${quorum.required} is above the ${signers} distinct signer(s) listed: no update could ever meet it`;
   }
   if (!ROLES.some((role) => roleMay(policy, role, "manage"))) {
     return `no role (${ROLES.join(", ")}) has can_manage: nobody could change the policy or review the quarantine over HTTP`;

@@ -5,7 +5,7 @@
  * loopback port) and checks what must happen instead.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
+import { JsonFloat, toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
 import { encodeBase64 } from "../../../src/core/base64.ts";
 import { publicKeyFromSeed, sign } from "../../../src/core/ed25519.ts";
 import { formatInstant } from "../../../src/core/datetime.ts";
@@ -263,5 +263,56 @@ describe("quarantine approval decides on the policy in force at approval", () =>
     const caps = { admin: { can_pull: true, can_push: true, can_manage: false }, member: { can_pull: true, can_push: true, can_manage: true } };
     expect((await post(node, defaultPolicy({ allowed_predicates: predicates, max_window_days: 30, capabilities: caps }))).status).toBe(200);
     await refused(await approve(node, bid), 403, "forbidden");
+  });
+});
+
+describe("Python v0.15's quorum models are enforced, not only carried", () => {
+  // Before, a v0.15 village whose policy_quorum asked for weight or roles took an update from any
+  // one allowlisted signer (policy_signature_threshold_m left at 1), where a Python node refuses it.
+  const [a, b, c] = signers;
+  const models = {
+    weighted: guarded({
+      policy_signer_allowlist: [a.keyHash, b.keyHash, c.keyHash],
+      policy_signature_threshold_m: 1,
+      policy_quorum: { model: "weighted", threshold_weight: 2 },
+      policy_signer_weights: { [a.keyHash]: 1, [b.keyHash]: 1, [c.keyHash]: new JsonFloat(0.5) },
+    }),
+    role_based: guarded({
+      policy_signer_allowlist: [a.keyHash, b.keyHash, c.keyHash],
+      policy_signature_threshold_m: 1,
+      policy_quorum: { model: "role_based", role_requirements: [{ role: "core", min_signers: 1 }, { role: "external", min_signers: 1 }] },
+      policy_signer_roles: { [a.keyHash]: ["core"], [b.keyHash]: ["core"], [c.keyHash]: ["external"] },
+    }),
+    unknown: guarded({ policy_signature_threshold_m: 1, policy_quorum: { model: "majority" } }),
+  };
+  const next = (model: keyof typeof models) => ({ ...defaultPolicy(models[model]), max_window_days: 7 }) as PolicyObject;
+
+  test("weighted: one signer, or a light second one, is short of the weight; two full weights pass", async () => {
+    node = makeNode({ policy: models.weighted });
+    await refused(await post(node, artifact(node, next("weighted"), [a])), 403, "policy_quorum_not_met");
+    const light = await post(node, artifact(node, next("weighted"), [a, c]));
+    expect(await json(light)).toMatchObject({ code: "policy_quorum_not_met", detail: expect.stringContaining("weight 1.5 of 2") });
+    expect((await post(node, artifact(node, next("weighted"), [a, b]))).status).toBe(200);
+  });
+
+  test("role_based: two signers of one role miss the other role; one of each passes", async () => {
+    node = makeNode({ policy: models.role_based });
+    const oneRole = await post(node, artifact(node, next("role_based"), [a, b]));
+    expect(await json(oneRole)).toMatchObject({ code: "policy_quorum_not_met", detail: expect.stringContaining("external 0 of 1") });
+    expect((await post(node, artifact(node, next("role_based"), [a, c]))).status).toBe(200);
+  });
+
+  test("a model this node does not know is met by nobody, and says which", async () => {
+    node = makeNode({ policy: models.unknown });
+    const res = await post(node, artifact(node, next("unknown"), [a, b]));
+    expect(await json(res)).toMatchObject({ code: "policy_quorum_not_met", detail: expect.stringContaining('"majority"') });
+  });
+
+  test("an update that raises the weight it needs must already carry the new weight", async () => {
+    node = makeNode({ policy: models.weighted });
+    const raised = { ...next("weighted"), policy_quorum: { model: "weighted", threshold_weight: new JsonFloat(2.5) } } as PolicyObject;
+    const res = await post(node, artifact(node, raised, [a, b]));
+    expect(await json(res)).toMatchObject({ code: "policy_quorum_not_met", detail: expect.stringContaining("new policy") });
+    expect((await post(node, artifact(node, raised, [a, b, c]))).status).toBe(200);
   });
 });
