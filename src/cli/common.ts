@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { toJsonText, type JsonValue } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
+import { jsonForTerminal } from "../core/printable.ts";
 import { atomicWrite } from "../storage/atomic.ts";
 import { interruptProgress } from "./progress.ts";
 
@@ -23,9 +24,14 @@ export function dataDir(args: { data?: string | undefined }): string {
 
 let printedJson = false;
 
-/** Prints one compact JSON document (lossless: floats stay floats) on stdout. */
+/**
+ * Prints one compact JSON document (lossless: floats stay floats) on stdout. On a terminal, the
+ * characters a terminal would act on or reorder are escaped (the same document to a JSON reader);
+ * a pipe or a file gets the exact text.
+ */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${toJsonText(value as JsonValue)}\n`);
+  const text = toJsonText(value as JsonValue);
+  process.stdout.write(`${process.stdout.isTTY ? jsonForTerminal(text) : text}\n`);
   printedJson = true;
 }
 

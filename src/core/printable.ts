@@ -6,8 +6,8 @@
  * surrogates are escaped too. Everything else, non-ASCII letters included, is left as it is.
  *
  * The escapes are for safety, not for reading the text back: a backslash is left alone, so the
- * stored text `a\nb` (four characters) and `a<newline>b` print alike. `--json` output does not go
- * through here; JSON's own escaping protects it.
+ * stored text `a\nb` (four characters) and `a<newline>b` print alike. `--json` output keeps
+ * JSON's own escaping, plus `jsonForTerminal` when it goes to a terminal.
  */
 
 // C0 controls, DEL, C1 controls, Arabic letter mark, LRM/RLM, LS/PS, bidi embeddings/overrides,
@@ -41,4 +41,16 @@ export function printable(value: unknown, opts: PrintableOptions = {}): string {
     text = text.slice(0, end);
   }
   return text.replace(UNSAFE, escapeOne) + cut;
+}
+
+// What JSON leaves raw inside strings but a terminal acts on or reorders (JSON escapes C0 itself).
+const RAW_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;
+
+/**
+ * JSON text for a terminal: the characters of the module comment that JSON leaves raw inside
+ * strings are written as \uXXXX escapes instead. The document means exactly the same to a JSON
+ * reader; only where a person reads it are its bytes changed.
+ */
+export function jsonForTerminal(json: string): string {
+  return json.replace(RAW_IN_JSON, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

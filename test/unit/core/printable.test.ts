@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { printable } from "../../../src/core/printable.ts";
+import { jsonForTerminal, printable } from "../../../src/core/printable.ts";
+import { toJsonText, parseJson } from "../../../src/core/canonical.ts";
 
 describe("printable", () => {
   test("leaves ordinary text alone, non-ASCII letters and emoji included", () => {
@@ -52,6 +53,28 @@ describe("printable", () => {
         expect(out.isWellFormed()).toBe(true);
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe("jsonForTerminal", () => {
+  test("escapes what JSON leaves raw (C1, bidi overrides, line separators) and keeps the document", () => {
+    const value = { predicate: "a\u009b31mred\u202eevil\u2028x", plain: "héllo ✓", n: [1, "\u0085"] };
+    const text = toJsonText(value);
+    const shown = jsonForTerminal(text);
+    expect(shown).not.toMatch(/[\u007f-\u009f\u2028-\u202e]/);
+    expect(shown).toContain("\\u009b");
+    expect(shown).toContain("\\u202e");
+    expect(shown).toContain("héllo ✓");
+    expect(parseJson(shown)).toEqual(parseJson(text));
+  });
+  test("any JSON text stays the same document", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ stringUnit: "binary" }), (v) => {
+        const text = JSON.stringify(v);
+        expect(JSON.parse(jsonForTerminal(text))).toEqual(JSON.parse(text));
+      }),
+      { numRuns: 300 },
     );
   });
 });
