@@ -15,19 +15,10 @@ import { policyHash } from "../core/policy-update.ts";
 import type { DataPaths } from "./paths.ts";
 import { currentHead, synthesizedHead, type ChainHead } from "./policy-head.ts";
 import { historyBytes, policyChain, type ChainEntry } from "./policy-history.ts";
-import type { Village } from "./villages.ts";
+import { perVillageVersion, type Village } from "./villages.ts";
 
-const headHashes = new WeakMap<Village, string>();
-
-/** The hash of the village's current policy (computed once per village version). */
-export function villageHeadHash(village: Village): string {
-  let hash = headHashes.get(village);
-  if (hash === undefined) {
-    hash = policyHash(village.policy);
-    headHashes.set(village, hash);
-  }
-  return hash;
-}
+/** The hash of the village's current policy. */
+export const villageHeadHash: (village: Village) => string = perVillageVersion((v) => policyHash(v.policy));
 
 const chains = new WeakMap<Village, { bytes: number; chain: ChainEntry[] }>();
 

@@ -75,29 +75,25 @@ export function readVillage(paths: DataPaths, vid: string): Village {
   return village;
 }
 
-const policyViews = new WeakMap<Village, VillagePolicy>();
-
-/** The typed view of a village's policy (computed once per village version). */
-export function villagePolicy(village: Village): VillagePolicy {
-  let view = policyViews.get(village);
-  if (!view) {
-    view = readPolicy(village.policy);
-    policyViews.set(village, view);
-  }
-  return view;
+/**
+ * A value derived from a village, computed once per village version: readVillage gives the same
+ * object until village.json changes, and a new object after.
+ */
+export function perVillageVersion<T>(derive: (village: Village) => T): (village: Village) => T {
+  const memo = new WeakMap<Village, T>();
+  return (village) => {
+    if (memo.has(village)) return memo.get(village) as T;
+    const value = derive(village);
+    memo.set(village, value);
+    return value;
+  };
 }
 
-const policyHashes = new WeakMap<Village, string>();
+/** The typed view of a village's policy. */
+export const villagePolicy: (village: Village) => VillagePolicy = perVillageVersion((v) => readPolicy(v.policy));
 
-/** The audit log's short hash of the village's policy (computed once per village version). */
-export function villagePolicyHash(village: Village): string {
-  let hash = policyHashes.get(village);
-  if (hash === undefined) {
-    hash = auditPolicyHash(village.policy);
-    policyHashes.set(village, hash);
-  }
-  return hash;
-}
+/** The audit log's short hash of the village's policy. */
+export const villagePolicyHash: (village: Village) => string = perVillageVersion((v) => auditPolicyHash(v.policy));
 
 export function listVillageIds(paths: DataPaths): string[] {
   let names: string[];
