@@ -60,6 +60,8 @@ export const ERROR_STATUS = {
   policy_lockout: 400,
   /** a signed update dated further ahead than clock skew explains */
   policy_future_dated: 409,
+  /** a policy larger than a node publishes (MAX_POLICY_BYTES) */
+  policy_too_large: 413,
   policy_already_signed: 409,
   unknown_policy_hash: 404,
   policy_update_not_found: 404,

@@ -3,7 +3,7 @@
  * carry fields this table does not name); `readPolicy` gives the typed view decisions use.
  */
 import { z } from "zod";
-import { canonicalizeAscii, JsonFloat, SHA256_HEX_RE, sha256Hex, type JsonValue } from "./canonical.ts";
+import { canonicalize, canonicalizeAscii, JsonFloat, SHA256_HEX_RE, sha256Hex, type JsonValue } from "./canonical.ts";
 import { LinksError } from "./errors.ts";
 import { quorumReachable } from "./quorum.ts";
 import { parseWith } from "./schema.ts";
@@ -156,6 +156,21 @@ export function lockoutReason(policy: VillagePolicy): string | null {
   }
   if (policy.rate_limit_per_min < 1) return "a rate_limit_per_min of 0 refuses every request of every member, the admins' included";
   return null;
+}
+
+/**
+ * The largest policy a village takes, as canonical JSON: room for thousands of keys and
+ * predicates, while every entry of its published chain (the policy inside an artifact) still
+ * fits in another node's default request body of 1 MiB.
+ */
+export const MAX_POLICY_BYTES = 256 * 1024;
+
+/** Throws policy_too_large when the policy's canonical JSON is over MAX_POLICY_BYTES. */
+export function assertPolicySize(policy: JsonValue, what = "the policy"): void {
+  const size = Buffer.byteLength(canonicalize(policy));
+  if (size > MAX_POLICY_BYTES) {
+    throw new LinksError("policy_too_large", `${what} is ${size} bytes as canonical JSON, over the limit of ${MAX_POLICY_BYTES}`);
+  }
 }
 
 /** Throws policy_lockout when `policy` would lock its village out (see lockoutReason). */

@@ -10,7 +10,7 @@ import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
 import { admitRun, type Admitted } from "../core/policy-rules.ts";
 import { policyHash, policyUpdateToJson, unsignedUpdateJson, type PolicyUpdate } from "../core/policy-update.ts";
-import { assertNoLockout, auditPolicyHash, readPolicy, type PolicyObject, type VillagePolicy } from "../core/village-policy.ts";
+import { assertNoLockout, assertPolicySize, auditPolicyHash, readPolicy, type PolicyObject, type VillagePolicy } from "../core/village-policy.ts";
 import { appendAudit, type AuditEntry } from "./audit.ts";
 import { lockedAppend } from "./jsonl.ts";
 import type { DataPaths } from "./paths.ts";
@@ -138,6 +138,7 @@ function record(paths: DataPaths, village: Village, changes: Change[], opts: Rec
   const audits: AuditEntry[] = [];
   const payloads: string[] = [];
   for (const { policy, admitted } of changes) {
+    assertPolicySize(policy);
     const typed = readPolicy(policy);
     // A plain policy is published inside an artifact: it must fit in one another node accepts.
     if (admitted === null) assertMaxDepth(policy, "policy", INPUT_MAX_DEPTH - 1);

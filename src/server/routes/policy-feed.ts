@@ -10,7 +10,8 @@
  *   after the last occurrence of `since`, in chain order, `{updates, next_cursor, head}`. An
  *   unknown `since` is 404 `unknown_policy_hash` (never an empty list: the caller has diverged or
  *   is ahead). Without `since`, the whole chain. `since` must be 64 lowercase hex and `limit` 1 to
- *   1000 (default 100), else 400 invalid_argument. `next_cursor` (null on the last page) is opaque:
+ *   1000 (default 100), else 400 invalid_argument; a page also ends once its artifacts pass 8 MiB.
+ *   `next_cursor` (null on the last page) is opaque:
  *   base64url of "c1:<chain index of the next entry>"; given back with the same `since`, it decides
  *   where the page starts (`since` is still checked). A cursor this node cannot have handed out
  *   (bad form, or past the end of the append-only chain) is 400 invalid_cursor.
@@ -31,7 +32,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { SHA256_HEX_RE, type JsonValue } from "../../core/canonical.ts";
+import { SHA256_HEX_RE, toJsonText, type JsonValue } from "../../core/canonical.ts";
 import { LinksError } from "../../core/errors.ts";
 import { assertPolicyHash } from "../../core/policy-update.ts";
 import type { ChainEntry } from "../../storage/policy.ts";
@@ -97,8 +98,30 @@ function feedPage(d: RouteDeps, c: AppContext, bounds: PageBounds): Page {
     start = decodeFeedCursor(cursor);
     if (start > chain.length) throw new LinksError("invalid_cursor", "the cursor is not one this node handed out");
   }
-  const end = Math.min(start + limit, chain.length);
+  let end = start;
+  let bytes = 0;
+  while (end < chain.length && end - start < limit) {
+    bytes += artifactBytes(chain[end] as ChainEntry);
+    if (end > start && bytes > PAGE_BYTES) break;
+    end++;
+  }
   return { since, cursor, limit, entries: chain.slice(start, end), nextCursor: end < chain.length ? encodeFeedCursor(end) : null };
+}
+
+/**
+ * A page ends early rather than grow past this, so that a chain of large policies still reaches
+ * a client whose answers are capped (ours: 32 MiB); clients follow `next_cursor` either way.
+ */
+const PAGE_BYTES = 8 * 1024 * 1024;
+const sizes = new WeakMap<ChainEntry, number>();
+
+function artifactBytes(entry: ChainEntry): number {
+  let size = sizes.get(entry);
+  if (size === undefined) {
+    size = Buffer.byteLength(toJsonText(entry.artifact));
+    sizes.set(entry, size);
+  }
+  return size;
 }
 
 export function policyFeedRoutes(d: RouteDeps): void {

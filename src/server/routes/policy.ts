@@ -24,7 +24,7 @@ export function policyRoutes(d: RouteDeps): void {
     errors: [
       ...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, ...ROUTE_ERRORS.jsonBody, ...ROUTE_ERRORS.storage,
       "invalid_signature", "policy_hash_mismatch", "village_mismatch", "policy_expired", "policy_lineage",
-      "policy_replay", "policy_rollback", "policy_future_dated", "policy_lockout",
+      "policy_replay", "policy_rollback", "policy_future_dated", "policy_lockout", "policy_too_large",
       "policy_signature_required", "policy_signer_not_allowed", "policy_quorum_not_met",
     ],
   }), d.ids, d.auth("manage"), d.memberLimit, d.jsonBody, (c) => {

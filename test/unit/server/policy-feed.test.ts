@@ -487,3 +487,44 @@ describe("helpers", () => {
     expect(etagMatches(`  "${h}"  `, h)).toBe(true);
   });
 });
+
+describe("large policies", () => {
+  // about 200 KiB of predicates: under the 256 KiB policy limit
+  const bigPolicy = (i: number): PolicyObject =>
+    ({ ...defaultPolicy(), max_window_days: i + 1, allowed_predicates: Array.from({ length: 2000 }, (_, k) => `p${i}.${k}.${"x".repeat(90)}`) }) as PolicyObject;
+
+  test("a policy over 256 KiB is 413 policy_too_large, plain or signed, and nothing is recorded", async () => {
+    node = makeNode({ policy: guarded });
+    const huge = { ...defaultPolicy(guarded), allowed_predicates: Array.from({ length: 3000 }, (_, k) => `p${k}.${"x".repeat(90)}`) } as PolicyObject;
+    let update = newPolicyUpdate({ villageId: VID, policy: huge, actor: "alice", previousPolicyHash: headOf(node) });
+    for (const k of signers) update = addPolicySignature(update, k.seed);
+    const before = headOf(node);
+    const res = await node.send("POST", `/villages/${VID}/policy`, { token: node.tokens.admin, body: toJsonText(policyUpdateToJson(update)) });
+    expect(res.status).toBe(413);
+    expect(await json(res)).toMatchObject({ code: "policy_too_large" });
+    expect(() => applyPlainPolicy(node.paths, VID, { ...huge, require_policy_signature: false, policy_signer_allowlist: [] }, { actor: "root", source: "local" })).toThrow(
+      expect.objectContaining({ code: "policy_too_large" }),
+    );
+    expect(headOf(node)).toBe(before);
+  });
+
+  test("a chain of large policies is served in pages of at most about 8 MiB, and all of it by following next_cursor", async () => {
+    node = makeNode();
+    for (let i = 0; i < 45; i++) applyPlainPolicy(node.paths, VID, bigPolicy(i), { actor: "root", source: "local" });
+    const seen: number[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res = await updates(node, `limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
+      const text = await res.text();
+      expect(res.status).toBe(200);
+      expect(text.length).toBeLessThan(9 * 1024 * 1024);
+      const page = JSON.parse(text) as UpdatesPage;
+      for (const u of page.updates) seen.push((u.policy as { max_window_days: number }).max_window_days);
+      cursor = page.next_cursor;
+      pages++;
+    } while (cursor !== null);
+    expect(pages).toBeGreaterThan(1);
+    expect(seen.slice(-45)).toEqual(Array.from({ length: 45 }, (_, i) => i + 1));
+  });
+});
