@@ -95,7 +95,7 @@ function quorumOfUpdate(policy: PolicyObject, update: PolicyUpdate, signers: str
   try {
     next = readPolicy(update.policy);
   } catch {
-    return { ...quorumUnder(current, signers), met: false, policy: "new" as const };
+    return { ...quorumUnder(current, signers), met: false, policy: "new" as const, detail: "the policy the update installs cannot be read" };
   }
   return updateQuorum(current, next, signers);
 }
