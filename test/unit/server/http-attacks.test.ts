@@ -4,14 +4,15 @@
  * must happen instead.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { toJsonText, type JsonValue } from "../../../src/core/canonical.ts";
 import { startServer, type ServerHandle } from "../../../src/server/serve.ts";
+import { defaultPolicy } from "../../../src/core/village-policy.ts";
 import { tailAudit } from "../../../src/storage/audit.ts";
-import { addMember } from "../../../src/storage/members.ts";
+import { addMember, hashToken } from "../../../src/storage/members.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
 import { createVillage } from "../../../src/storage/villages.ts";
 import { makeNode, signedBundle, VID, type Node } from "./helpers.ts";
@@ -82,5 +83,122 @@ describe("the request line and the Host header", () => {
       const ok = await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
       expect(ok.status).toBe(200);
     }
+  });
+});
+
+describe("quarantine review under attack", () => {
+  async function allowMentions(n: Node, vid = VID, token = n.tokens.admin): Promise<void> {
+    const policy = defaultPolicy({ allowed_predicates: ["links.weighted_to", "links.mentions"] });
+    const res = await n.send("POST", `/villages/${vid}/policy`, { token, body: text(policy) });
+    expect(res.status).toBe(200);
+  }
+
+  test("a bundle held in one village cannot be approved or rejected through another village's admin", async () => {
+    node = makeNode();
+    const bid = await quarantine(node);
+    createVillage(node.paths, { villageId: "south", name: "South", adminId: "sam" });
+    const sam = addMember(node.paths, "south", "sam", "admin");
+    await allowMentions(node, "south", sam);
+    for (const action of ["approve", "reject"]) {
+      const res = await node.send("POST", `/villages/south/quarantine/${bid}/${action}`, { token: sam, body: { reason: "x" } });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ code: "bundle_not_found" });
+    }
+    // and the admin of the holding village cannot use the other village's token either
+    const cross = await node.send("POST", `/villages/${VID}/quarantine/${bid}/approve`, { token: sam });
+    expect(cross.status).toBe(401);
+    expect(existsSync(node.paths.quarantineFile(VID, bid))).toBe(true);
+    expect(existsSync(node.paths.bundleFile(bid, "south"))).toBe(false);
+  });
+
+  test("approve twice, approve after reject, reject after approve: the first decision stands, the rest are 404", async () => {
+    node = makeNode();
+    await allowMentions(node);
+    // held before the policy allowed it: quarantine it with a predicate still forbidden, then allow it
+    const a = await quarantine(node, "links.other");
+    const b = await quarantine(node, "links.other");
+    const policy = defaultPolicy({ allowed_predicates: ["links.weighted_to", "links.mentions", "links.other"] });
+    expect((await node.send("POST", `/villages/${VID}/policy`, { token: node.tokens.admin, body: text(policy) })).status).toBe(200);
+    const [first, second] = await Promise.all([
+      node.send("POST", `/villages/${VID}/quarantine/${a}/approve`, { token: node.tokens.admin }),
+      node.send("POST", `/villages/${VID}/quarantine/${a}/approve`, { token: node.tokens.admin }),
+    ]);
+    expect([first.status, second.status].sort()).toEqual([200, 404]);
+    expect((await node.send("POST", `/villages/${VID}/quarantine/${a}/reject`, { token: node.tokens.admin, body: { reason: "late" } })).status).toBe(404);
+    expect((await node.send("POST", `/villages/${VID}/quarantine/${b}/reject`, { token: node.tokens.admin, body: { reason: "no" } })).status).toBe(200);
+    expect((await node.send("POST", `/villages/${VID}/quarantine/${b}/approve`, { token: node.tokens.admin })).status).toBe(404);
+    expect(existsSync(node.paths.bundleFile(a, VID))).toBe(true);
+    expect(existsSync(node.paths.bundleFile(b, VID))).toBe(false);
+    expect(existsSync(node.paths.rejectedFile(VID, b))).toBe(true);
+    expect(existsSync(node.paths.rejectedFile(VID, a))).toBe(false);
+    const decisions = tailAudit(node.paths, { villageId: VID }).filter((r) => String(r.action).startsWith("quarantine."));
+    expect(decisions.map((r) => [r.action, r.bundle_id])).toEqual([["quarantine.approve", a], ["quarantine.reject", b]]);
+  });
+
+  test("HTTP approvals racing CLI rejections in another process: each bundle ends in exactly one place", async () => {
+    node = makeNode();
+    const bids: string[] = [];
+    for (let i = 0; i < 16; i++) bids.push(await quarantine(node, "links.other"));
+    const policy = defaultPolicy({ allowed_predicates: ["links.weighted_to", "links.other"] });
+    expect((await node.send("POST", `/villages/${VID}/policy`, { token: node.tokens.admin, body: text(policy) })).status).toBe(200);
+    const child = Bun.spawn(
+      [process.execPath, "-e", CHILD_REJECTER, node.dataDir, VID, ...[...bids].reverse()],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    const reader = child.stdout.getReader();
+    let out = new TextDecoder().decode((await reader.read()).value);
+    expect(out).toContain("ready");
+    const approved = new Set<string>();
+    for (const bid of bids) {
+      const res = await node.send("POST", `/villages/${VID}/quarantine/${bid}/approve`, { token: node.tokens.admin });
+      expect([200, 404]).toContain(res.status);
+      if (res.status === 200) approved.add(bid);
+      await Bun.sleep(10);
+    }
+    for (let step = await reader.read(); !step.done; step = await reader.read()) out += new TextDecoder().decode(step.value);
+    const rejected = new Set(out.split("\n").filter((l) => l.startsWith("rejected ")).map((l) => l.slice(9)));
+    expect(await child.exited).toBe(0);
+    for (const bid of bids) {
+      const stored = existsSync(node.paths.bundleFile(bid, VID));
+      const gone = existsSync(node.paths.rejectedFile(VID, bid));
+      expect([stored, gone, approved.has(bid), rejected.has(bid)]).toEqual(stored ? [true, false, true, false] : [false, true, false, true]);
+      expect(existsSync(node.paths.quarantineFile(VID, bid))).toBe(false);
+    }
+    const decisions = tailAudit(node.paths, { villageId: VID }).filter((r) => String(r.action).startsWith("quarantine."));
+    expect(decisions.length).toBe(bids.length);
+  });
+});
+
+const CHILD_REJECTER = `
+const { rejectQuarantined } = await import(${JSON.stringify(join(import.meta.dir, "../../../src/storage/quarantine.ts"))});
+const { DataPaths } = await import(${JSON.stringify(join(import.meta.dir, "../../../src/storage/paths.ts"))});
+const [dataDir, vid, ...bids] = process.argv.slice(1);
+const paths = new DataPaths(dataDir);
+process.stdout.write("ready\\n");
+for (const bid of bids) {
+  try { rejectQuarantined(paths, vid, bid, "cli", "race"); process.stdout.write("rejected " + bid + "\\n"); }
+  catch (e) { if (e.code !== "bundle_not_found") throw e; }
+  await Bun.sleep(2);
+}
+`;
+
+describe("revocations the node reads", () => {
+  test.each([
+    ["only the token hash (an operator's hand-written line)", (h: string) => ({ token_hash: h })],
+    ["ts null", (h: string) => ({ ts: null, token_hash: h, actor: "ops", reason: "leaked" })],
+    ["a numeric actor and reason", (h: string) => ({ ts: "2030-01-01T00:00:00Z", token_hash: h, actor: 7, reason: 1 })],
+    ["a line that is not JSON", (h: string) => `revoke ${h} (leaked in chat)`],
+  ])("a revocation row with %s still revokes the token (it never fails open)", async (_what, row) => {
+    node = makeNode();
+    const before = await node.send("GET", `/villages/${VID}/claims`, { token: node.tokens.member });
+    expect(before.status).toBe(200);
+    const line = row(hashToken(node.tokens.member));
+    appendFileSync(node.paths.revocationsFile(VID), `${typeof line === "string" ? line : JSON.stringify(line)}\n`);
+    const after = await node.send("GET", `/villages/${VID}/claims`, { token: node.tokens.member });
+    expect(after.status).toBe(401);
+    expect(await after.json()).toMatchObject({ code: "revoked_token" });
+    expect((await node.send("GET", "/me/villages", { token: node.tokens.member })).status).toBe(401);
+    // the other members are untouched
+    expect((await node.send("GET", `/villages/${VID}/claims`, { token: node.tokens.admin })).status).toBe(200);
   });
 });
