@@ -202,3 +202,29 @@ describe("revocations the node reads", () => {
     expect((await node.send("GET", `/villages/${VID}/claims`, { token: node.tokens.admin })).status).toBe(200);
   });
 });
+
+describe("bodies", () => {
+  test.each([["gzip"], ["deflate"], ["br"], ["gzip, identity"], ["x-bomb"]])(
+    "a body with Content-Encoding %p is 415 unsupported_media_type (never decompressed), and nothing is stored",
+    async (encoding) => {
+      node = makeNode();
+      const bundle = signedBundle(node.key);
+      const plain = new TextEncoder().encode(text(bundle));
+      const body = encoding === "gzip" ? Bun.gzipSync(plain) : encoding === "deflate" ? Bun.deflateSync(plain) : plain;
+      for (const path of [`/villages/${VID}/inbox`, "/inbox"]) {
+        const res = await node.send("POST", path, { token: path === "/inbox" ? undefined : node.tokens.member, body, headers: { "content-encoding": encoding, "content-type": "application/json" } });
+        expect(res.status).toBe(415);
+        expect(await res.json()).toMatchObject({ code: "unsupported_media_type" });
+      }
+      expect(existsSync(node.paths.bundleFile(bundle.bundle_id, VID))).toBe(false);
+      expect(existsSync(node.paths.bundleFile(bundle.bundle_id, null))).toBe(false);
+    },
+  );
+
+  test("Content-Encoding: identity is the body as it is", async () => {
+    node = makeNode();
+    const bundle = signedBundle(node.key);
+    const res = await node.send("POST", `/villages/${VID}/inbox`, { token: node.tokens.member, body: text(bundle), headers: { "content-encoding": "identity" } });
+    expect(res.status).toBe(200);
+  });
+});
