@@ -15,7 +15,7 @@ import { tailAudit } from "../../../src/storage/audit.ts";
 import { addMember, hashToken } from "../../../src/storage/members.ts";
 import { DataPaths } from "../../../src/storage/paths.ts";
 import { createVillage } from "../../../src/storage/villages.ts";
-import { makeNode, signedBundle, VID, type Node } from "./helpers.ts";
+import { LOOPBACK, makeNode, peer, PROXY, REMOTE, signedBundle, VID, type Node } from "./helpers.ts";
 
 let node: Node | null = null;
 let handle: ServerHandle | null = null;
@@ -226,5 +226,76 @@ describe("bodies", () => {
     const bundle = signedBundle(node.key);
     const res = await node.send("POST", `/villages/${VID}/inbox`, { token: node.tokens.member, body: text(bundle), headers: { "content-encoding": "identity" } });
     expect(res.status).toBe(200);
+  });
+});
+
+describe("where a token may come from", () => {
+  test("only the Authorization header: a valid token in the query string, a cookie or another header is 401 missing_token", async () => {
+    node = makeNode();
+    const t = node.tokens.admin;
+    const tries: Array<[string, Record<string, string>]> = [
+      [`?token=${t}`, {}],
+      [`?access_token=${t}`, {}],
+      ["", { cookie: `token=${t}; links.admin.token=${t}` }],
+      ["", { "x-token": t, "x-access-token": t, "proxy-authorization": `Bearer ${t}` }],
+    ];
+    for (const [query, headers] of tries) {
+      const res = await node.send("GET", `/villages/${VID}/quarantine${query}`, { headers });
+      expect(res.status).toBe(401);
+      expect(await res.json()).toMatchObject({ code: "missing_token" });
+    }
+  });
+
+  test("two Authorization headers, one of them valid, are refused; so are odd spellings of the scheme", async () => {
+    node = makeNode();
+    const t = node.tokens.admin;
+    const twice = new Headers();
+    twice.append("authorization", `Bearer ${t}`);
+    twice.append("authorization", "Bearer someone-else");
+    const res = await node.app.fetch(new Request(`http://links.test/villages/${VID}/quarantine`, { headers: twice }), peer(LOOPBACK));
+    expect(res.status).toBe(401);
+    for (const header of [`Bearer\t${t}`, `Bearer:${t}`, `Bearer${t}`, `Basic ${t}`, `Token ${t}`, `Bearer "${t}"`, `Bearer ${t}, Bearer ${t}`, `Bearer ${"A".repeat(600)}`]) {
+      const r = await node.send("GET", `/villages/${VID}/quarantine`, { headers: { authorization: header } });
+      expect(r.status).toBe(401);
+    }
+    // the scheme is case-insensitive (RFC 9110), and spaces around the token are allowed
+    for (const header of [`bearer ${t}`, `BEARER  ${t}`, `Bearer ${t} `]) {
+      expect((await node.send("GET", `/villages/${VID}/quarantine`, { headers: { authorization: header } })).status).toBe(200);
+    }
+  });
+});
+
+describe("what a stranger can read", () => {
+  test("no public route names a village, a member, a token hash or the data directory", async () => {
+    node = makeNode({ policy: { visibility: "private" } });
+    createVillage(node.paths, { villageId: "secret-garden", name: "Secret <garden>", adminId: "sam", policy: { visibility: "private" } });
+    addMember(node.paths, "secret-garden", "sam", "admin");
+    const secrets = ["secret-garden", "Secret", VID, "alice", hashToken(node.tokens.admin), node.dataDir, node.parent];
+    const paths = ["/healthz", "/openapi.json", "/admin", "/.well-known/links/node", "/.well-known/links/claims/latest", "/nope", "/villages/secret-garden/claims",
+      "/villages/secret-garden/policy/latest", `/villages/secret-garden/quarantine/${"a".repeat(32)}/approve`, "/metrics", "/me/villages"];
+    for (const p of paths) {
+      for (const ip of [REMOTE, LOOPBACK]) {
+        const res = await node.send("GET", p, { ip });
+        const body = await res.text();
+        const shown = p === "/metrics" && ip === LOOPBACK ? [] : secrets.filter((s) => body.includes(s) && !p.includes(s));
+        expect({ p, ip, shown }).toEqual({ p, ip, shown: [] });
+      }
+    }
+  });
+});
+
+describe("per-address limits behind a trusted proxy", () => {
+  test("spellings of one client's address in X-Forwarded-For share one failure budget", async () => {
+    node = makeNode({ server: { trustProxy: [PROXY], authFailuresPerMin: 4 } });
+    const forms = ["2001:db8:1:2::5", "[2001:DB8:1:2:0:0:0:5]:443", "2001:0db8:0001:0002::0005", "2001:db8:1:2:ffff::9"];
+    const send = (xff: string) =>
+      node!.send("GET", `/villages/${VID}/claims`, { ip: PROXY, token: "wrong-token", headers: { "x-forwarded-for": xff, "x-forwarded-proto": "https" } });
+    for (const xff of forms) expect((await send(`198.51.100.7, ${xff}`)).status).toBe(401);
+    expect((await send("2001:db8:1:2::77")).status).toBe(429);
+    // the IPv4-mapped form of an IPv4 client is that client
+    for (let i = 0; i < 4; i++) expect((await send(i % 2 ? "203.0.113.50" : "::ffff:203.0.113.50")).status).toBe(401);
+    expect((await send("::ffff:cb00:7132")).status).toBe(429);
+    // another /64 is another client
+    expect((await send("2001:db8:1:3::5")).status).toBe(401);
   });
 });
