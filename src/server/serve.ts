@@ -40,6 +40,21 @@ export interface ServerHandle {
 /** quiet time after a burst before the node collects its garbage in full */
 const IDLE_GC_MS = 2000;
 
+/**
+ * Bun builds a request's url from its Host header. A Host that is not a host name ("a/b", "a b",
+ * "https://x"), or none in HTTP/1.0, leaves the url relative, and the router would then read a
+ * path other than the one requested ("/xx/metrics" as "/metrics"): a proxy that allows or denies
+ * by path would be bypassed. Such a request is answered 400 before the app routes it.
+ */
+export function badHostAnswer(req: Request): Response | null {
+  if (req.url.startsWith("http://") || req.url.startsWith("https://")) return null;
+  const detail = "the request's Host header is missing or is not a host name (as in Host: links.example.org:8080)";
+  return new Response(JSON.stringify({ detail, code: "invalid_argument" }), {
+    status: 400,
+    headers: { "Content-Type": "application/json", Connection: "close" },
+  });
+}
+
 export function insecureBindWarning(bind: string, allowInsecureRemote: boolean): string | null {
   if (isLoopbackHost(bind)) return null;
   const head = `links: WARNING: listening on ${bind}, which is reachable from other hosts. Bearer tokens need TLS in front of this node (a reverse proxy).`;
@@ -97,7 +112,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       fetch: (req, srv) => {
         idle.touch();
-        return app.fetch(req, srv);
+        return badHostAnswer(req) ?? app.fetch(req, srv);
       },
       // Only reached if something fails outside Hono's own error handling.
       error: () =>

@@ -22,14 +22,29 @@ const MemberRowSchema = z.looseObject({
   token_hash: z.string(),
   is_revoked: z.boolean().default(false),
 });
-const RevocationSchema = z.looseObject({
-  ts: z.string(),
-  token_hash: z.string(),
-  actor: z.string().nullable().default(null),
-  reason: z.string().nullable().default(null),
-});
 export type MemberRow = z.output<typeof MemberRowSchema>;
-export type Revocation = z.output<typeof RevocationSchema>;
+
+const SHA256_HEX_ANYWHERE = /(?<![0-9a-fA-F])[0-9a-f]{64}(?![0-9a-fA-F])/g;
+
+/**
+ * The token hashes one `revocations.jsonl` line revokes. A revocation never fails open: a row
+ * whose other fields are missing or odd (an operator's hand-written `{"token_hash": ...}`) still
+ * revokes its token_hash, and a line that is not even JSON revokes every sha256 in it. Only a
+ * line that names no hash at all is skipped (with the usual warning).
+ */
+export function revokedHashes(line: string): string[] {
+  let row: unknown;
+  try {
+    row = parseStored(line);
+  } catch {
+    row = undefined;
+  }
+  const hash = typeof row === "object" && row !== null ? (row as { token_hash?: unknown }).token_hash : undefined;
+  if (typeof hash === "string") return [hash];
+  const found = line.match(SHA256_HEX_ANYWHERE);
+  if (found === null) throw new LinksError("invalid_schema", "revocation row: no token_hash in it");
+  return found;
+}
 
 export interface Member {
   member_id: string;
@@ -59,8 +74,8 @@ class Ledger {
   /** member id -> its rows, oldest first */
   readonly byMember = new Map<string, MemberRow[]>();
 
-  constructor(rows: MemberRow[], revocations: Revocation[]) {
-    for (const r of revocations) this.revoked.add(r.token_hash);
+  constructor(rows: MemberRow[], revokedHashes: string[][]) {
+    for (const hashes of revokedHashes) for (const h of hashes) this.revoked.add(h);
     for (const row of rows) {
       if (row.is_revoked) this.revoked.add(row.token_hash);
       this.byToken.set(row.token_hash, row);
@@ -91,7 +106,7 @@ function parseRow<T extends z.ZodType>(schema: T, what: string) {
 function loadLedger(paths: DataPaths, vid: string): Ledger {
   return new Ledger(
     readJsonl(paths.membersFile(vid), parseRow(MemberRowSchema, "member row")),
-    readJsonl(paths.revocationsFile(vid), parseRow(RevocationSchema, "revocation row")),
+    readJsonl(paths.revocationsFile(vid), revokedHashes),
   );
 }
 

@@ -2,7 +2,8 @@
  * Step 4's first half: the body is bounded and read once. A declared Content-Length over the
  * limit is refused (413) before a byte is read; a body without one (chunked) is counted as it
  * streams in and refused the moment it passes the limit. With `json`, the media type must be
- * application/json (charset utf-8, if named) or absent (415 otherwise). The bytes are left on the
+ * application/json (charset utf-8, if named) or absent (415 otherwise), and a Content-Encoding
+ * (gzip, ...) is refused (415): bodies are never decompressed. The bytes are left on the
  * context as `body` (and in Hono's body cache, so validators can read them too).
  */
 import type { MiddlewareHandler } from "hono";
@@ -92,6 +93,11 @@ export function bodyLimit(opts: BodyLimitOptions): MiddlewareHandler<AppEnv> {
     if (declared !== undefined) {
       if (!/^\d{1,16}$/.test(declared.trim())) throw new LinksError("invalid_argument", "Content-Length is not a number");
       if (Number(declared) > max) throw tooLarge(max, `(${declared} bytes declared) is over`);
+    }
+    // The runtime hands the body over as it came: a compressed one would be read as garbage JSON.
+    const encoding = c.req.header("content-encoding");
+    if (encoding !== undefined && !/^\s*(identity)?\s*$/i.test(encoding)) {
+      throw new LinksError("unsupported_media_type", `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported; send the body uncompressed`);
     }
     if (opts.json) {
       const problem = jsonMediaTypeProblem(c.req.header("content-type"));
