@@ -12,7 +12,7 @@ import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
 import { parseWith } from "../core/schema.ts";
 import { lockPathFor, withFileLockSync } from "./flock.ts";
-import { lockedAppend, readJsonl } from "./jsonl.ts";
+import { lockedAppend, readJsonl, warnBadLine, type BadLine } from "./jsonl.ts";
 import { assertMemberId, type DataPaths } from "./paths.ts";
 
 const MemberRowSchema = z.looseObject({
@@ -59,7 +59,15 @@ class Ledger {
   /** member id -> its rows, oldest first */
   readonly byMember = new Map<string, MemberRow[]>();
 
-  constructor(rows: MemberRow[], revocations: Revocation[]) {
+  constructor(
+    rows: MemberRow[],
+    revocations: Revocation[],
+    /** token hashes named by lines that could not be read (see loadLedger): revoked, to be safe */
+    unreadableHashes: Iterable<string> = [],
+    /** a revocations line that could not be read and names no hash: whom it revoked is unknown */
+    readonly unknownRevocation: BadLine | null = null,
+  ) {
+    for (const h of unreadableHashes) this.revoked.add(h);
     for (const r of revocations) this.revoked.add(r.token_hash);
     for (const row of rows) {
       if (row.is_revoked) this.revoked.add(row.token_hash);
@@ -88,11 +96,38 @@ function parseRow<T extends z.ZodType>(schema: T, what: string) {
   return (line: string): z.output<T> => parseWith(schema, parseStored(line), what);
 }
 
+/** A token hash as it appears in a line, whatever else the line holds. */
+const TOKEN_HASH_IN_TEXT = /(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])/g;
+
+/**
+ * Reads both files failing closed: a line that cannot be read (corrupt, torn, a field of the wrong
+ * type) is skipped with a warning, but every token hash it names counts as revoked, and a
+ * revocations line that names none leaves the village's tokens unusable (authenticate refuses
+ * them all) until it is repaired. A damaged revocation must never give a token back.
+ */
 function loadLedger(paths: DataPaths, vid: string): Ledger {
-  return new Ledger(
-    readJsonl(paths.membersFile(vid), parseRow(MemberRowSchema, "member row")),
-    readJsonl(paths.revocationsFile(vid), parseRow(RevocationSchema, "revocation row")),
-  );
+  const unreadable = new Set<string>();
+  let hashesInLast = 0;
+  const tolerant = <T extends z.ZodType>(schema: T, what: string) => {
+    const parse = parseRow(schema, what);
+    return (line: string): z.output<T> => {
+      try {
+        return parse(line);
+      } catch (e) {
+        const hashes = line.match(TOKEN_HASH_IN_TEXT) ?? [];
+        for (const h of hashes) unreadable.add(h.toLowerCase());
+        hashesInLast = hashes.length;
+        throw e;
+      }
+    };
+  };
+  let unknownRevocation: BadLine | null = null;
+  const rows = readJsonl(paths.membersFile(vid), tolerant(MemberRowSchema, "member row"));
+  const revocations = readJsonl(paths.revocationsFile(vid), tolerant(RevocationSchema, "revocation row"), (bad) => {
+    warnBadLine(bad);
+    if (hashesInLast === 0) unknownRevocation ??= bad;
+  });
+  return new Ledger(rows, revocations, unreadable, unknownRevocation);
 }
 
 /** Members and revocations change rarely: one lock per village serializes the writers. */
@@ -175,6 +210,13 @@ export class MemberDirectory {
 
   authenticate(vid: string, token: string): AuthenticatedMember {
     const ledger = this.ledger(vid);
+    const unknown = ledger.unknownRevocation;
+    if (unknown !== null) {
+      throw new LinksError(
+        "storage_error",
+        `line ${unknown.lineNo} of village ${vid}'s revocations.jsonl cannot be read and names no token hash, so which token it revoked is unknown: no token of the village is accepted until that line is repaired or removed`,
+      );
+    }
     const hash = hashToken(token);
     const row = ledger.byToken.get(hash);
     // The map lookup is keyed by the token's hash; the constant-time compare makes the check
