@@ -67,6 +67,17 @@ function readPieces(path: string, what: string, onPiece: (text: string) => void,
   }
 }
 
+/**
+ * The longest line or array element read from an input file. Whole-file inputs are bounded by
+ * MAX_INPUT_FILE_BYTES; a file read a piece at a time may be as large as the disk, but each piece
+ * held in memory is bounded by this, so a line that never ends (/dev/zero) is refused.
+ */
+export const MAX_INPUT_RECORD_CHARS = 16 * 1024 * 1024;
+
+function recordTooLong(what: string, path: string, which: string): LinksError {
+  return new LinksError("input_too_large", `${what} ${path}: ${which} is longer than ${MAX_INPUT_RECORD_CHARS} characters`);
+}
+
 /** Calls onLine with each line (1-based number, "\r\n" endings accepted), a piece at a time. */
 export function forEachLine(
   path: string,
@@ -76,7 +87,10 @@ export function forEachLine(
 ): void {
   let rest = "";
   let lineNo = 0;
-  const emit = (line: string) => onLine(line.endsWith("\r") ? line.slice(0, -1) : line, ++lineNo);
+  const emit = (line: string) => {
+    if (line.length > MAX_INPUT_RECORD_CHARS + 1) throw recordTooLong(what, path, `line ${lineNo + 1}`);
+    onLine(line.endsWith("\r") ? line.slice(0, -1) : line, ++lineNo);
+  };
   readPieces(
     path,
     what,
@@ -84,6 +98,7 @@ export function forEachLine(
       const lines = (rest + text).split("\n");
       rest = lines.pop() as string;
       for (const line of lines) emit(line);
+      if (rest.length > MAX_INPUT_RECORD_CHARS + 1) throw recordTooLong(what, path, `line ${lineNo + 1}`);
     },
     onBytes,
   );
@@ -97,7 +112,7 @@ export function forEachArrayElement(
   onElement: (text: string, index: number) => void,
   onBytes?: (n: number) => void,
 ): void {
-  const splitter = new JsonArraySplitter(`${what} ${path}`);
+  const splitter = new JsonArraySplitter(`${what} ${path}`, MAX_INPUT_RECORD_CHARS);
   readPieces(path, what, (text) => splitter.push(text, onElement), onBytes);
   splitter.end();
 }
