@@ -1,9 +1,10 @@
 /**
  * The host side attacked through the real binary: files the operator is handed (devices, pipes,
- * endless lines), and a damaged revocations.jsonl met by a running node over real HTTP.
+ * endless lines), a data directory made under umask 000, and a damaged revocations.jsonl met by
+ * a running node over real HTTP.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { errorCode, LINKS_BIN, links, linksOk, makeTempDir, type TempDir } from "./harness.ts";
 import { startNode } from "./node.ts";
@@ -66,6 +67,29 @@ describe("files that never end", () => {
     expect(piped.code).toBe(0);
     expect(piped.stdout).toBe(made.stdout);
   });
+});
+
+test("under umask 000, no directory the node makes is writable by group or others", async () => {
+  const data = join(tmp.path, "umask-data");
+  const bundleDir = join(tmp.path, "umask-keys");
+  const r = await shell(
+    `umask 000 && "$1" villages create v1 V alice --data "$2" >/dev/null && "$1" keys gen --out-dir "$3" >/dev/null && ` +
+      `printf '[{"from_entity_id":"a","to_entity_id":"b","weight":1.0}]' > "$3/e.json" && ` +
+      `"$1" claims build --edges "$3/e.json" --issuer me --window-days 3 --out "$3/u.json" >/dev/null && ` +
+      `"$1" claims sign "$3/u.json" --key "$3/ed25519.key" --out "$3/s.json" >/dev/null && ` +
+      `"$1" claims ingest "$3/s.json" --village-id v1 --data "$2" >/dev/null && "$1" claims ingest "$3/s.json" --data "$2" >/dev/null`,
+    [data, bundleDir],
+  );
+  expect(r.stderr).not.toContain("error");
+  expect(r.code).toBe(0);
+  const dirs: string[] = [];
+  const walk = (d: string) => {
+    dirs.push(d);
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name));
+  };
+  walk(data);
+  expect(dirs.length).toBeGreaterThan(5);
+  expect(dirs.filter((d) => (statSync(d).mode & 0o027) !== 0)).toEqual([]);
 });
 
 describe("a running node and a damaged revocations.jsonl", () => {
