@@ -119,9 +119,11 @@ export function forEachArrayElement(
 
 /**
  * Runs fn with a path that can be read more than once: the path itself, or for "-" a temporary
- * copy of standard input (removed afterwards).
+ * copy of standard input (removed afterwards). The copy is of lines: a line longer than any
+ * forEachLine accepts ends it (input_too_large), so an endless stream without line breaks
+ * (`cat /dev/zero |`) does not fill the temporary directory first.
  */
-export function withRereadable<T>(path: string, fn: (path: string) => T): T {
+export function withRereadable<T>(path: string, what: string, fn: (path: string) => T): T {
   if (path !== "-") return fn(path);
   const dir = mkdtempSync(join(tmpdir(), "links-stdin-"));
   const copy = join(dir, "stdin");
@@ -129,9 +131,21 @@ export function withRereadable<T>(path: string, fn: (path: string) => T): T {
     const out = openSync(copy, "w", 0o600);
     try {
       const buf = Buffer.allocUnsafe(CHUNK);
+      // a line of MAX_INPUT_RECORD_CHARS characters is at most 3 bytes per character in UTF-8
+      const maxLineBytes = MAX_INPUT_RECORD_CHARS * 3;
+      let lineBytes = 0;
+      let lineNo = 1;
       for (;;) {
         const n = readSync(0, buf, 0, CHUNK, null);
         if (n === 0) break;
+        const chunk = buf.subarray(0, n);
+        const last = chunk.lastIndexOf(0x0a);
+        if (last === -1) lineBytes += n;
+        else {
+          for (let at = chunk.indexOf(0x0a); at !== -1; at = chunk.indexOf(0x0a, at + 1)) lineNo++;
+          lineBytes = n - last - 1;
+        }
+        if (lineBytes > maxLineBytes) throw recordTooLong(what, "standard input", `line ${lineNo}`);
         let done = 0;
         while (done < n) done += writeSync(out, buf, done, n - done);
       }

@@ -49,6 +49,15 @@ describe("files that never end", () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  test("derive --observations - fed by an endless pipe without line breaks: stops, input_too_large", async () => {
+    const out = join(tmp.path, "edges-from-stdin.json");
+    const r = await shell(`cat /dev/zero | "$1" derive --observations - --out "$2"`, [out]);
+    expect(r.code).toBe(1);
+    expect(errorCode(r.stderr)).toBe("input_too_large");
+    expect(r.stderr).toContain("standard input: line 1 is longer than");
+    expect(existsSync(out)).toBe(false);
+  });
+
   test("claims build from an edges array whose string never closes: input_too_large, no bundle", async () => {
     const out = join(tmp.path, "endless.bundle.json");
     const r = await shell(`"$1" claims build --edges <(printf '["'; head -c 20000000 /dev/zero | tr '\\0' a) --issuer me --window-days 3 --out "$2"`, [out]);
