@@ -1,9 +1,9 @@
 /** Arguments, input and output shared by every command. */
-import { readFileSync } from "node:fs";
 import { toJsonText, type JsonValue } from "../core/canonical.ts";
 import { LinksError } from "../core/errors.ts";
 import { jsonForTerminal } from "../core/printable.ts";
 import { atomicWrite } from "../storage/atomic.ts";
+import { readBounded, type BoundedRead } from "../storage/read-bounded.ts";
 import { interruptProgress } from "./progress.ts";
 
 export const dataArgs = {
@@ -60,13 +60,23 @@ export function inputFileError(e: unknown, path: string, what: string): LinksErr
   return new LinksError("invalid_argument", `cannot read ${what} ${path}: ${(e as Error).message}`);
 }
 
+/**
+ * The most a file read whole from the command line may hold (a bundle, a policy, a token). Far
+ * above what a node accepts, yet bounded: /dev/zero or an endless pipe given as a file is refused
+ * rather than read until memory runs out.
+ */
+export const MAX_INPUT_FILE_BYTES = 256 * 1024 * 1024;
+
 /** Reads a file named on the command line ("-" is standard input) with a clear error. */
-export function readInputFile(path: string, what = "file"): Uint8Array {
+export function readInputFile(path: string, what = "file", maxBytes = MAX_INPUT_FILE_BYTES): Uint8Array {
+  let read: BoundedRead;
   try {
-    return new Uint8Array(readFileSync(path === "-" ? 0 : path));
+    read = readBounded(path === "-" ? 0 : path, maxBytes);
   } catch (e) {
     throw inputFileError(e, path, what);
   }
+  if (read.over) throw new LinksError("input_too_large", `${what} ${path} is larger than ${maxBytes} bytes`);
+  return read.bytes;
 }
 
 /** Writes a command's output file atomically (a crash never leaves half a file). */

@@ -68,7 +68,7 @@ export default defineCommand({
   },
   run({ args }) {
     const windowDays = parsePositiveInt(args["window-days"], "window-days", 30);
-    const { derivation, lines, unknownFields } = withRereadable(args.observations, (path) =>
+    const { derivation, lines, unknownFields } = withRereadable(args.observations, "observations file", (path) =>
       derive(path, args.observations === "-" ? "standard input" : args.observations, windowDays, args),
     );
     const summary: Summary = {

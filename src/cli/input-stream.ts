@@ -67,6 +67,17 @@ function readPieces(path: string, what: string, onPiece: (text: string) => void,
   }
 }
 
+/**
+ * The longest line or array element read from an input file. Whole-file inputs are bounded by
+ * MAX_INPUT_FILE_BYTES; a file read a piece at a time may be as large as the disk, but each piece
+ * held in memory is bounded by this, so a line that never ends (/dev/zero) is refused.
+ */
+export const MAX_INPUT_RECORD_CHARS = 16 * 1024 * 1024;
+
+function recordTooLong(what: string, path: string, which: string): LinksError {
+  return new LinksError("input_too_large", `${what} ${path}: ${which} is longer than ${MAX_INPUT_RECORD_CHARS} characters`);
+}
+
 /** Calls onLine with each line (1-based number, "\r\n" endings accepted), a piece at a time. */
 export function forEachLine(
   path: string,
@@ -76,7 +87,10 @@ export function forEachLine(
 ): void {
   let rest = "";
   let lineNo = 0;
-  const emit = (line: string) => onLine(line.endsWith("\r") ? line.slice(0, -1) : line, ++lineNo);
+  const emit = (line: string) => {
+    if (line.length > MAX_INPUT_RECORD_CHARS + 1) throw recordTooLong(what, path, `line ${lineNo + 1}`);
+    onLine(line.endsWith("\r") ? line.slice(0, -1) : line, ++lineNo);
+  };
   readPieces(
     path,
     what,
@@ -84,6 +98,7 @@ export function forEachLine(
       const lines = (rest + text).split("\n");
       rest = lines.pop() as string;
       for (const line of lines) emit(line);
+      if (rest.length > MAX_INPUT_RECORD_CHARS + 1) throw recordTooLong(what, path, `line ${lineNo + 1}`);
     },
     onBytes,
   );
@@ -97,16 +112,18 @@ export function forEachArrayElement(
   onElement: (text: string, index: number) => void,
   onBytes?: (n: number) => void,
 ): void {
-  const splitter = new JsonArraySplitter(`${what} ${path}`);
+  const splitter = new JsonArraySplitter(`${what} ${path}`, MAX_INPUT_RECORD_CHARS);
   readPieces(path, what, (text) => splitter.push(text, onElement), onBytes);
   splitter.end();
 }
 
 /**
  * Runs fn with a path that can be read more than once: the path itself, or for "-" a temporary
- * copy of standard input (removed afterwards).
+ * copy of standard input (removed afterwards). The copy is of lines: a line longer than any
+ * forEachLine accepts ends it (input_too_large), so an endless stream without line breaks
+ * (`cat /dev/zero |`) does not fill the temporary directory first.
  */
-export function withRereadable<T>(path: string, fn: (path: string) => T): T {
+export function withRereadable<T>(path: string, what: string, fn: (path: string) => T): T {
   if (path !== "-") return fn(path);
   const dir = mkdtempSync(join(tmpdir(), "links-stdin-"));
   const copy = join(dir, "stdin");
@@ -114,9 +131,21 @@ export function withRereadable<T>(path: string, fn: (path: string) => T): T {
     const out = openSync(copy, "w", 0o600);
     try {
       const buf = Buffer.allocUnsafe(CHUNK);
+      // a line of MAX_INPUT_RECORD_CHARS characters is at most 3 bytes per character in UTF-8
+      const maxLineBytes = MAX_INPUT_RECORD_CHARS * 3;
+      let lineBytes = 0;
+      let lineNo = 1;
       for (;;) {
         const n = readSync(0, buf, 0, CHUNK, null);
         if (n === 0) break;
+        const chunk = buf.subarray(0, n);
+        const last = chunk.lastIndexOf(0x0a);
+        if (last === -1) lineBytes += n;
+        else {
+          for (let at = chunk.indexOf(0x0a); at !== -1; at = chunk.indexOf(0x0a, at + 1)) lineNo++;
+          lineBytes = n - last - 1;
+        }
+        if (lineBytes > maxLineBytes) throw recordTooLong(what, "standard input", `line ${lineNo}`);
         let done = 0;
         while (done < n) done += writeSync(out, buf, done, n - done);
       }

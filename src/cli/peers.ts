@@ -29,7 +29,7 @@ function optionalVillage(args: { village_id?: string | undefined }): string | un
 /** The token for a peer: from --token-file, else LINKS_PEER_TOKEN; never from the command line. */
 function peerToken(args: { "token-file"?: string | undefined }): string | null {
   if (args["token-file"]) {
-    const text = new TextDecoder().decode(readInputFile(args["token-file"], "token file")).trim();
+    const text = new TextDecoder().decode(readInputFile(args["token-file"], "token file", 64 * 1024)).trim();
     if (text === "") throw new LinksError("invalid_argument", `the token file ${args["token-file"]} is empty`);
     return text;
   }

@@ -14,6 +14,8 @@ export const ERROR_STATUS = {
   invalid_argument: 400,
   invalid_cursor: 400,
   body_too_large: 413,
+  /** a file named on the command line is larger than any input of its kind (CLI only) */
+  input_too_large: 413,
   unsupported_media_type: 415,
   /** the command line itself is wrong (CLI only: exit status 2) */
   usage: 400,

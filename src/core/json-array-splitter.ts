@@ -26,10 +26,19 @@ export class JsonArraySplitter {
   /** characters consumed before the current piece, for error offsets */
   private offset = 0;
 
-  constructor(private readonly what: string) {}
+  /** maxElementChars: the longest element held (an element that never ends is refused, input_too_large) */
+  constructor(
+    private readonly what: string,
+    private readonly maxElementChars = Number.POSITIVE_INFINITY,
+  ) {}
 
   private fail(message: string, at: number): never {
     throw new LinksError("invalid_json", `${this.what}: ${message} at offset ${at}`);
+  }
+
+  private checkLength(text: string): string {
+    if (text.length <= this.maxElementChars) return text;
+    throw new LinksError("input_too_large", `${this.what}: element ${this.elements + 1} is longer than ${this.maxElementChars} characters`);
   }
 
   /** Feeds the next piece of text; calls onElement with each element's text completed in it. */
@@ -60,14 +69,14 @@ export class JsonArraySplitter {
           continue;
         }
         if (c === 0x7d) this.fail("unexpected '}'", this.offset + i);
-        const text = this.carry + piece.slice(start, i);
+        const text = this.checkLength(this.carry + piece.slice(start, i));
         this.carry = "";
         if (!isBlank(text)) onElement(text, this.elements++);
         else if (this.elements > 0 || this.commas > 0) this.fail("an element is missing before ']'", this.offset + i);
         this.state = "after";
         start = i + 1;
       } else if (c === 0x2c && this.depth === 0) {
-        const text = this.carry + piece.slice(start, i);
+        const text = this.checkLength(this.carry + piece.slice(start, i));
         this.carry = "";
         if (isBlank(text)) this.fail("an element is missing before ','", this.offset + i);
         this.commas++;
@@ -75,8 +84,10 @@ export class JsonArraySplitter {
         start = i + 1;
       }
     }
-    if (this.state === "inside") this.carry += piece.slice(start);
-    else {
+    if (this.state === "inside") {
+      this.carry += piece.slice(start);
+      this.checkLength(this.carry);
+    } else {
       for (; i < n; i++) if (!WS.has(piece.charCodeAt(i))) this.fail("unexpected data after the array", this.offset + i);
     }
     this.offset += n;

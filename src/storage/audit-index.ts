@@ -12,7 +12,8 @@
  * checkpoint signed per scope.
  */
 import { Database } from "bun:sqlite";
-import { closeSync, constants, existsSync, mkdirSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readSync } from "node:fs";
+import { makeDataDirs } from "./open.ts";
 import { dirname } from "node:path";
 import { sha256Hex } from "../core/canonical.ts";
 import { LinksError, storageError } from "../core/errors.ts";
@@ -61,7 +62,7 @@ export class AuditIndex {
       if (this.readonly) {
         this.db = new Database(file, { readonly: true });
       } else {
-        mkdirSync(dirname(file), { recursive: true });
+        makeDataDirs(dirname(file));
         this.db = new Database(file, { create: true });
         this.db.exec("PRAGMA journal_mode = WAL");
         // Derived data: a lost commit is read again from the audit file; NORMAL never corrupts.

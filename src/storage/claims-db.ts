@@ -11,7 +11,7 @@
  * through `TopLevelOwners`.
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { makeDataDirs } from "./open.ts";
 import { dirname } from "node:path";
 import { storageError } from "../core/errors.ts";
 import { claimsQuery, ClaimsTable, keysOf, Meta, tailJsonl } from "./claims-table.ts";
@@ -45,7 +45,7 @@ export class ClaimsDb implements TopLevelOwners {
     this.audit = paths.auditFile();
     const file = paths.claimsSqliteFile();
     try {
-      mkdirSync(dirname(file), { recursive: true });
+      makeDataDirs(dirname(file));
       this.db = new Database(file, { create: true });
       this.db.exec("PRAGMA journal_mode = WAL");
       // Derived data: a crash may lose the newest rows, which the next catch-up reads again.

@@ -10,12 +10,13 @@
  * (`ed25519.key` and `ed25519.pub`): signing with a public key would make a signature anyone can
  * forge, and it would still verify.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, extname, join } from "node:path";
 import { decodeBase64, encodeBase64 } from "../core/base64.ts";
 import { publicKeyFromSeed } from "../core/ed25519.ts";
 import { LinksError } from "../core/errors.ts";
 import { atomicWrite, writeNewFileAtomic } from "./atomic.ts";
+import { readBounded, type BoundedRead } from "./read-bounded.ts";
 
 export const PRIVATE_KEY_FILE = "ed25519.key";
 export const PUBLIC_KEY_FILE = "ed25519.pub";
@@ -114,19 +115,33 @@ function siblingPubs(dir: string): string[] {
 /** A neighbouring key file's 32 bytes, or null when it is not one (unreadable, too big, other). */
 function readKeyQuietly(path: string): Uint8Array | null {
   try {
-    if (statSync(path).size > MAX_KEY_FILE_BYTES) return null;
-    const bytes = decodeBase64(readFileSync(path, "utf8").trim());
+    // only a plain file: a FIFO named x.pub would block the read, /dev/zero would never end
+    if (!statSync(path).isFile()) return null;
+    const read = readBounded(path, MAX_KEY_FILE_BYTES);
+    if (read.over) return null;
+    const bytes = decodeBase64(new TextDecoder().decode(read.bytes).trim());
     return bytes !== null && bytes.length === 32 ? bytes : null;
   } catch {
     return null;
   }
 }
 
+/**
+ * The key file's text. Read a byte at a time up to the limit, not by its size: a pipe
+ * (`--key <(pass show signing-key)`) has none, and a device such as /dev/zero never ends.
+ */
 async function readKeyText(path: string): Promise<string> {
-  const file = Bun.file(path);
-  if (!(await file.exists())) throw new LinksError("not_found", `key file not found: ${path}`);
-  if (file.size > MAX_KEY_FILE_BYTES) throw new LinksError("invalid_key_file", `${path} is too large to be a key file`);
-  return (await file.text()).trim();
+  let read: BoundedRead;
+  try {
+    read = readBounded(path, MAX_KEY_FILE_BYTES);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ENOENT") throw new LinksError("not_found", `key file not found: ${path}`);
+    if (code === "EISDIR") throw new LinksError("invalid_key_file", `${path} is a directory, not a key file`);
+    throw new LinksError("invalid_key_file", `cannot read key file ${path}: ${(e as Error).message}`);
+  }
+  if (read.over) throw new LinksError("invalid_key_file", `${path} is too large to be a key file`);
+  return new TextDecoder().decode(read.bytes).trim();
 }
 
 export function decodeKey(text: string, path: string): Uint8Array {

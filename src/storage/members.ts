@@ -12,7 +12,7 @@ import { nowIso } from "../core/datetime.ts";
 import { LinksError } from "../core/errors.ts";
 import { parseWith } from "../core/schema.ts";
 import { lockPathFor, withFileLockSync } from "./flock.ts";
-import { lockedAppend, readJsonl } from "./jsonl.ts";
+import { lockedAppend, readJsonl, warnBadLine, type BadLine } from "./jsonl.ts";
 import { assertMemberId, type DataPaths } from "./paths.ts";
 
 const MemberRowSchema = z.looseObject({
@@ -22,29 +22,14 @@ const MemberRowSchema = z.looseObject({
   token_hash: z.string(),
   is_revoked: z.boolean().default(false),
 });
+const RevocationSchema = z.looseObject({
+  ts: z.string(),
+  token_hash: z.string(),
+  actor: z.string().nullable().default(null),
+  reason: z.string().nullable().default(null),
+});
 export type MemberRow = z.output<typeof MemberRowSchema>;
-
-const SHA256_HEX_ANYWHERE = /(?<![0-9a-fA-F])[0-9a-f]{64}(?![0-9a-fA-F])/g;
-
-/**
- * The token hashes one `revocations.jsonl` line revokes. A revocation never fails open: a row
- * whose other fields are missing or odd (an operator's hand-written `{"token_hash": ...}`) still
- * revokes its token_hash, and a line that is not even JSON revokes every sha256 in it. Only a
- * line that names no hash at all is skipped (with the usual warning).
- */
-export function revokedHashes(line: string): string[] {
-  let row: unknown;
-  try {
-    row = parseStored(line);
-  } catch {
-    row = undefined;
-  }
-  const hash = typeof row === "object" && row !== null ? (row as { token_hash?: unknown }).token_hash : undefined;
-  if (typeof hash === "string") return [hash];
-  const found = line.match(SHA256_HEX_ANYWHERE);
-  if (found === null) throw new LinksError("invalid_schema", "revocation row: no token_hash in it");
-  return found;
-}
+export type Revocation = z.output<typeof RevocationSchema>;
 
 export interface Member {
   member_id: string;
@@ -74,8 +59,16 @@ class Ledger {
   /** member id -> its rows, oldest first */
   readonly byMember = new Map<string, MemberRow[]>();
 
-  constructor(rows: MemberRow[], revokedHashes: string[][]) {
-    for (const hashes of revokedHashes) for (const h of hashes) this.revoked.add(h);
+  constructor(
+    rows: MemberRow[],
+    revocations: Revocation[],
+    /** token hashes named by lines that could not be read (see loadLedger): revoked, to be safe */
+    unreadableHashes: Iterable<string> = [],
+    /** a revocations line that could not be read and names no hash: whom it revoked is unknown */
+    readonly unknownRevocation: BadLine | null = null,
+  ) {
+    for (const h of unreadableHashes) this.revoked.add(h);
+    for (const r of revocations) this.revoked.add(r.token_hash);
     for (const row of rows) {
       if (row.is_revoked) this.revoked.add(row.token_hash);
       this.byToken.set(row.token_hash, row);
@@ -103,11 +96,38 @@ function parseRow<T extends z.ZodType>(schema: T, what: string) {
   return (line: string): z.output<T> => parseWith(schema, parseStored(line), what);
 }
 
+/** A token hash as it appears in a line, whatever else the line holds. */
+const TOKEN_HASH_IN_TEXT = /(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])/g;
+
+/**
+ * Reads both files failing closed: a line that cannot be read (corrupt, torn, a field of the wrong
+ * type) is skipped with a warning, but every token hash it names counts as revoked, and a
+ * revocations line that names none leaves the village's tokens unusable (authenticate refuses
+ * them all) until it is repaired. A damaged revocation must never give a token back.
+ */
 function loadLedger(paths: DataPaths, vid: string): Ledger {
-  return new Ledger(
-    readJsonl(paths.membersFile(vid), parseRow(MemberRowSchema, "member row")),
-    readJsonl(paths.revocationsFile(vid), revokedHashes),
-  );
+  const unreadable = new Set<string>();
+  let hashesInLast = 0;
+  const tolerant = <T extends z.ZodType>(schema: T, what: string) => {
+    const parse = parseRow(schema, what);
+    return (line: string): z.output<T> => {
+      try {
+        return parse(line);
+      } catch (e) {
+        const hashes = line.match(TOKEN_HASH_IN_TEXT) ?? [];
+        for (const h of hashes) unreadable.add(h.toLowerCase());
+        hashesInLast = hashes.length;
+        throw e;
+      }
+    };
+  };
+  let unknownRevocation: BadLine | null = null;
+  const rows = readJsonl(paths.membersFile(vid), tolerant(MemberRowSchema, "member row"));
+  const revocations = readJsonl(paths.revocationsFile(vid), tolerant(RevocationSchema, "revocation row"), (bad) => {
+    warnBadLine(bad);
+    if (hashesInLast === 0) unknownRevocation ??= bad;
+  });
+  return new Ledger(rows, revocations, unreadable, unknownRevocation);
 }
 
 /** Members and revocations change rarely: one lock per village serializes the writers. */
@@ -190,6 +210,13 @@ export class MemberDirectory {
 
   authenticate(vid: string, token: string): AuthenticatedMember {
     const ledger = this.ledger(vid);
+    const unknown = ledger.unknownRevocation;
+    if (unknown !== null) {
+      throw new LinksError(
+        "storage_error",
+        `line ${unknown.lineNo} of village ${vid}'s revocations.jsonl cannot be read and names no token hash, so which token it revoked is unknown: no token of the village is accepted until that line is repaired or removed`,
+      );
+    }
     const hash = hashToken(token);
     const row = ledger.byToken.get(hash);
     // The map lookup is keyed by the token's hash; the constant-time compare makes the check

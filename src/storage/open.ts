@@ -2,13 +2,26 @@
 import { mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
+/**
+ * The mode of every directory the node makes in its data directory: never writable by group or
+ * others, whatever the umask (with umask 000, mkdir's default would let any local user delete or
+ * replace revocations.jsonl or village.json), and closed to others (private villages' bundles).
+ * The group may read, as with systemd's StateDirectoryMode=0750.
+ */
+export const DATA_DIR_MODE = 0o750;
+
+/** mkdir -p with DATA_DIR_MODE (the umask can only narrow it). */
+export function makeDataDirs(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: DATA_DIR_MODE });
+}
+
 /** open(2) that creates missing parent folders only when the open says they are missing. */
 export function openCreatingParents(path: string, flags: number, mode = 0o644): number {
   try {
     return openSync(path, flags, mode);
   } catch (e) {
     if ((e as { code?: string }).code !== "ENOENT") throw e;
-    mkdirSync(dirname(path), { recursive: true });
+    makeDataDirs(dirname(path));
     return openSync(path, flags, mode);
   }
 }

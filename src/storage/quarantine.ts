@@ -8,7 +8,8 @@
  * bundle, as Python Links reads that folder. Earlier versions of links wrote `<bundle_id>.meta.json`
  * beside the bundle: those are read, and moved into meta/ whenever the folder is touched.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
+import { makeDataDirs } from "./open.ts";
 import { dirname } from "node:path";
 import { relative, resolve, sep } from "node:path";
 import { decide } from "../core/acceptance.ts";
@@ -101,7 +102,7 @@ function moveOldSidecar(paths: DataPaths, villageId: string, bundleId: string): 
       if (!existsSync(from)) continue;
       if (existsSync(to)) unlinkSync(from);
       else {
-        mkdirSync(dirname(to), { recursive: true });
+        makeDataDirs(dirname(to));
         renameSync(from, to);
       }
     } catch (e) {

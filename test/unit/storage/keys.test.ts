@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeBase64 } from "../../../src/core/base64.ts";
@@ -96,5 +96,34 @@ describe("when the public key of a file is asked for (keys hash)", () => {
     const k = keyDir();
     writeFileSync(k.key, `${encodeBase64(generateSeed())}\n`);
     expect((await refusal(readPublicKeyOf(k.key))).code).toBe("invalid_key_file");
+  });
+});
+
+/** Key files that are not plain files: read by what they hold, never by the size they claim. */
+describe("key files that are devices or pipes", () => {
+  test("/dev/zero given as a key is invalid_key_file (too large), not 'not found' and not an endless read", async () => {
+    for (const read of [() => readSeedFile("/dev/zero"), () => readPublicKeyOf("/dev/zero")]) {
+      const e = await refusal(read());
+      expect(e.code).toBe("invalid_key_file");
+      expect(e.detail).toContain("too large to be a key file");
+    }
+  });
+
+  test("a key given through a pipe (--key <(...)) is read", async () => {
+    const k = keyDir();
+    const fifo = join(k.dir, "through-a-pipe");
+    Bun.spawnSync(["mkfifo", fifo]);
+    const writer = Bun.spawn(["sh", "-c", `cat "$1" > "$2"`, "sh", k.pub, fifo]);
+    const key = await readPublicKeyOf(fifo);
+    await writer.exited;
+    expect(encodeBase64(key.publicKey)).toBe(encodeBase64(publicKeyFromSeed(k.seed)));
+  });
+
+  test("a FIFO or a /dev/zero link named *.pub beside a private key is passed over, not read", async () => {
+    const k = keyDir();
+    Bun.spawnSync(["mkfifo", join(k.dir, "trap.pub")]);
+    symlinkSync("/dev/zero", join(k.dir, "zero.pub"));
+    const seed = await readSeedFile(k.key);
+    expect(encodeBase64(seed)).toBe(encodeBase64(k.seed));
   });
 });
