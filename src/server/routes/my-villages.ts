@@ -35,12 +35,16 @@ export function myVillagesRoutes(d: RouteDeps): void {
     const token = requireBearer(c, d.authFailures);
     const villages = [];
     let revoked = false;
+    // A village whose members cannot be read (storage_error) is left out, so one damaged village
+    // does not hide the others; it is the answer only when no village lists the token.
+    let unreadable: LinksError | null = null;
     for (const vid of villageDirs(d)) {
       let member;
       try {
         member = d.members.authenticate(vid, token);
       } catch (e) {
         if (e instanceof LinksError && e.code === "revoked_token") revoked = true;
+        else if (e instanceof LinksError && e.code === "storage_error") unreadable ??= e;
         else if (!(e instanceof LinksError && e.code === "invalid_token")) throw e;
         continue;
       }
@@ -56,6 +60,7 @@ export function myVillagesRoutes(d: RouteDeps): void {
       villages.push({ village_id: vid, name: village.name, member_id: member.memberId, role: member.role, rights });
     }
     if (villages.length === 0) {
+      if (unreadable !== null) throw unreadable;
       if (revoked) refuseToken(c, d.authFailures, "revoked_token", "the bearer token has been revoked");
       refuseToken(c, d.authFailures, "invalid_token", "the bearer token is not valid for any village on this node");
     }

@@ -200,3 +200,19 @@ describe("GET /admin", () => {
     expect(script).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function|document\.cookie|localStorage/);
   });
 });
+
+describe("GET /me/villages with one village's revocations damaged", () => {
+  test("the other villages are still listed; the damaged one alone is 503 storage_error", async () => {
+    node = makeNode();
+    createVillage(node.paths, { villageId: "south-field", name: "South", adminId: "sam" });
+    const mia = addMember(node.paths, "south-field", "mia", "member");
+    // a revocations line that names no token hash: nobody's token is accepted in that village
+    appendFileSync(node.paths.revocationsFile(VID), '{"ts":"2026-11-30T00:00:00Z","token_ha\n');
+    const res = await node.send("GET", "/me/villages", { token: mia });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { villages: { village_id: string }[] }).villages.map((v) => v.village_id)).toEqual(["south-field"]);
+    const alice = await node.send("GET", "/me/villages", { token: node.tokens.admin });
+    expect(alice.status).toBe(503);
+    expect(await alice.json()).toMatchObject({ code: "storage_error" });
+  });
+});
