@@ -104,7 +104,11 @@ const QuarantineEntryAnswer = z.object({
   claims_preview: z.array(ClaimPreview).describe("its first claims"),
 });
 
-export const QuarantineListAnswer = z.object({ entries: z.array(QuarantineEntryAnswer) });
+export const QuarantineListAnswer = z.object({
+  entries: z.array(QuarantineEntryAnswer),
+  total: z.int().describe("bundles the village holds, on every page"),
+  next_cursor: z.string().nullable().describe("give it back as `cursor` for the next page; null on the last"),
+});
 
 export const ApprovedAnswer = z.object({ status: z.literal("approved"), bundle_id: z.string() });
 export const RejectedAnswer = z.object({ status: z.literal("rejected"), bundle_id: z.string() });

@@ -58,18 +58,40 @@ export function putInQuarantine(paths: DataPaths, raw: Uint8Array, meta: Quarant
 
 export function listQuarantine(paths: DataPaths, villageId?: string): QuarantineEntry[] {
   const villages = villageId !== undefined ? [villageId] : listDir(paths.quarantineRoot()).filter((v) => VILLAGE_ID_RE.test(v));
-  const out: QuarantineEntry[] = [];
-  for (const vid of villages) {
-    const names = listDir(paths.quarantineDir(vid));
-    if (names.some(isOldSidecar) || listDir(paths.rejectedDir(vid)).some(isOldSidecar)) {
-      withFileLockSync(quarantineLock(paths, vid), "exclusive", () => moveOldSidecars(paths, vid));
-    }
-    for (const name of names.sort()) {
-      const bid = name.slice(0, -5);
-      if (name.endsWith(".json") && BUNDLE_ID_RE.test(bid) && existsSync(paths.quarantineFile(vid, bid))) out.push(readEntry(paths, vid, bid));
-    }
+  return villages.flatMap((vid) => readEntries(paths, vid, heldIds(paths, vid)));
+}
+
+/**
+ * Up to `limit` of a village's held bundles, in bundle id order, after the bundle id `after`;
+ * `total` counts them all, and only the page's records are read.
+ */
+export function quarantinePage(
+  paths: DataPaths,
+  villageId: string,
+  opts: { after?: string | undefined; limit: number },
+): { entries: QuarantineEntry[]; total: number; next: string | null } {
+  const ids = heldIds(paths, villageId);
+  const start = opts.after === undefined ? 0 : ids.findIndex((id) => id > (opts.after as string));
+  const page = start < 0 ? [] : ids.slice(start, start + opts.limit);
+  const more = start >= 0 && start + opts.limit < ids.length;
+  return { entries: readEntries(paths, villageId, page), total: ids.length, next: more ? (page.at(-1) as string) : null };
+}
+
+/** The ids of the bundles a village holds, sorted (after moving old sidecars into meta/). */
+function heldIds(paths: DataPaths, vid: string): string[] {
+  const names = listDir(paths.quarantineDir(vid));
+  if (names.some(isOldSidecar) || listDir(paths.rejectedDir(vid)).some(isOldSidecar)) {
+    withFileLockSync(quarantineLock(paths, vid), "exclusive", () => moveOldSidecars(paths, vid));
   }
-  return out;
+  return names
+    .filter((name) => name.endsWith(".json") && BUNDLE_ID_RE.test(name.slice(0, -5)))
+    .map((name) => name.slice(0, -5))
+    .sort();
+}
+
+/** The records of these held bundles; one decided meanwhile (its file gone) is left out. */
+function readEntries(paths: DataPaths, vid: string, ids: string[]): QuarantineEntry[] {
+  return ids.filter((bid) => existsSync(paths.quarantineFile(vid, bid))).map((bid) => readEntry(paths, vid, bid));
 }
 
 const OLD_SIDECAR_RE = /^([0-9a-f]{32})\.meta\.json$/;

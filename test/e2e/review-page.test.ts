@@ -6,12 +6,12 @@
  * fail and say how to install it; they are never skipped.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import type { AuditRow } from "../../src/storage/audit.ts";
-import { lastLine, linksOk, makeTempDir, readJsonlFile, signedBundleFile, type TempDir } from "./harness.ts";
+import { lastLine, links, linksOk, makeTempDir, readJsonlFile, signedBundleFile, unsignedBundle, type TempDir } from "./harness.ts";
 import { startNode, type RunningNode } from "./node.ts";
 
 // Functions handed to page.evaluate run in the browser; this project is type-checked without the
@@ -224,6 +224,28 @@ describe("the review page in headless Chromium", () => {
     await page.waitForSelector("section.village", { timeout: 15_000 });
     await page.click("#sign-out");
     expect(await page.evaluate(() => [sessionStorage.getItem("links.admin.token"), document.querySelectorAll("section.village").length])).toEqual([null, 0]);
+    await page.close();
+  }, 60_000);
+
+  test("a queue longer than a page shows its total and the first 100; Show more brings the rest", async () => {
+    requireBrowser();
+    const olive = lastLine((await linksOk(["villages", "create", "orchard", "Orchard", "olive", ...D()])).stdout);
+    await linksOk(["villages", "allow-issuer-key", "orchard", "a".repeat(64), ...D()]); // so key2's bundles are held
+    const drafts = tmp.join("orchard-drafts");
+    mkdirSync(drafts);
+    for (let i = 1; i <= 101; i++) writeFileSync(join(drafts, `${i}.json`), unsignedBundle({ subject: `wikipedia:en:Tree${i}` }));
+    await linksOk(["claims", "sign", drafts, "--key", tmp.join("k2", "ed25519.key"), "--out", tmp.join("orchard-signed")]);
+    const pushed = await links(["sync", "push-village", node.url, "orchard", "--bundle", tmp.join("orchard-signed")], { env: { LINKS_TOKEN: olive } });
+    expect(pushed.code).toBe(3); // quarantined
+
+    const page = await openPage(`/admin#token=${olive}`);
+    await page.waitForSelector("section.village button.more", { timeout: 15_000 });
+    const first = await page.evaluate(() => [document.querySelector("section.village .count")?.textContent, document.querySelectorAll("article.entry").length]);
+    expect(first).toEqual(["101", 100]);
+    await page.click("section.village button.more");
+    await page.waitForFunction(() => document.querySelectorAll("article.entry").length === 101, { timeout: 15_000 });
+    expect(await page.evaluate(() => document.querySelectorAll("section.village button.more").length)).toBe(0);
+    console.log("101 held bundles: 100 shown, then all 101 after Show more");
     await page.close();
   }, 60_000);
 

@@ -213,24 +213,49 @@
     // the village's audit tree holds only its rows, each a stored JSON object
     const refreshAudit = () =>
       fill(auditBox, () => api("GET", vpath(vid, "/audit/entries?last=20")), (a) => auditTable(a.entries.map((line) => JSON.parse(line))));
+    // the queue comes in pages (the node reads each held bundle it shows); `held` counts them all
+    let held = 0;
+    const showPage = (q, into) => {
+      for (const e of q.entries) into.append(entryCard(vid, e, decided));
+      if (!q.next_cursor) return;
+      const more = el("button", { type: "button", className: "more", text: "Show more" });
+      more.addEventListener("click", async () => {
+        more.disabled = true;
+        try {
+          const next = await api("GET", vpath(vid, "/quarantine?cursor=" + encodeURIComponent(q.next_cursor)));
+          more.remove();
+          showPage(next, queueBox);
+        } catch (err) {
+          more.disabled = false;
+          status("Could not load more: " + err.message + " [" + err.code + "]");
+        }
+      });
+      into.append(more);
+    };
+    const loadQueue = () =>
+      fill(
+        queueBox,
+        () => api("GET", vpath(vid, "/quarantine")),
+        (q) => {
+          held = q.total;
+          count.textContent = String(held);
+          if (q.entries.length === 0) return el("p", { className: "muted", text: "Nothing held." });
+          const list = document.createDocumentFragment();
+          showPage(q, list);
+          return list;
+        },
+      );
     const decided = () => {
-      const left = queueBox.querySelectorAll("article.entry").length;
-      count.textContent = String(left);
-      if (left === 0) queueBox.replaceChildren(el("p", { className: "muted", text: "Nothing held." }));
+      held = Math.max(0, held - 1);
+      count.textContent = String(held);
+      if (queueBox.querySelectorAll("article.entry").length === 0) {
+        if (held === 0) queueBox.replaceChildren(el("p", { className: "muted", text: "Nothing held." }));
+        else loadQueue(); // the rest were on later pages
+      }
       refreshAudit();
     };
     fill(policyBox, () => api("GET", vpath(vid, "/policy/latest")), policyView);
-    fill(
-      queueBox,
-      () => api("GET", vpath(vid, "/quarantine")),
-      (q) => {
-        count.textContent = String(q.entries.length);
-        if (q.entries.length === 0) return el("p", { className: "muted", text: "Nothing held." });
-        const list = document.createDocumentFragment();
-        for (const e of q.entries) list.append(entryCard(vid, e, decided));
-        return list;
-      },
-    );
+    loadQueue();
     refreshAudit();
     return el(
       "section",

@@ -5,17 +5,28 @@
 import { zValidator } from "@hono/zod-validator";
 import { z } from "zod";
 import type { MiddlewareHandler } from "hono";
+import { BUNDLE_ID_RE } from "../../core/bundle.ts";
 import { parseJson } from "../../core/canonical.ts";
+import { LinksError } from "../../core/errors.ts";
 import { parseWith } from "../../core/schema.ts";
-import { approveQuarantined, listQuarantine, rejectQuarantined } from "../../storage/quarantine.ts";
+import { approveQuarantined, quarantinePage, rejectQuarantined } from "../../storage/quarantine.ts";
 import { ApprovedAnswer, QuarantineListAnswer, RejectedAnswer } from "../answers.ts";
 import { sendJson, type AppEnv } from "../context.ts";
 import { quarantinePreview } from "../quarantine-preview.ts";
+import { parseLimit, single } from "../query-params.ts";
 import { ROUTE_ERRORS } from "../route-table.ts";
 import type { RouteDeps } from "./deps.ts";
 
 export const RejectBodySchema = z.object({
   reason: z.string().min(1, "must not be empty").max(2000, "must be at most 2000 characters"),
+});
+
+/** Each held bundle's preview reads its file: a page keeps that bounded however many are held. */
+const QUARANTINE_PAGE = { defaultLimit: 100, maxLimit: 500 } as const;
+
+const QuarantineQuery = z.object({
+  limit: z.int().min(1).max(QUARANTINE_PAGE.maxLimit).default(QUARANTINE_PAGE.defaultLimit),
+  cursor: z.string().optional().describe("the previous page's next_cursor"),
 });
 
 /** A schema failure becomes the usual 400 invalid_schema naming the field. */
@@ -34,13 +45,19 @@ export function quarantineRoutes(d: RouteDeps): void {
 
   app.get(routes.add("GET", "/villages/:id/quarantine", {
     summary: "The bundles the village's policy held, with why, when, who and a preview of their claims",
+    description: "In pages, in bundle id order: `limit` 1 to 500 (default 100), and `cursor` as the last page's `next_cursor`.",
     access: "manage",
-    answers: { 200: { description: "every held bundle of the village", schema: QuarantineListAnswer } },
-    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token],
+    query: QuarantineQuery,
+    answers: { 200: { description: "a page of the village's held bundles", schema: QuarantineListAnswer } },
+    errors: [...ROUTE_ERRORS.village, ...ROUTE_ERRORS.token, "invalid_argument", "invalid_cursor"],
   }), d.ids, d.auth("manage"), d.memberLimit, (c) => {
+    const limit = parseLimit(single(c, "limit"), QUARANTINE_PAGE);
+    const cursor = single(c, "cursor");
+    if (cursor !== undefined && !BUNDLE_ID_RE.test(cursor)) throw new LinksError("invalid_cursor", "cursor must be the next_cursor of a page (a bundle id)");
+    const page = quarantinePage(d.paths, c.get("villageId"), { after: cursor, limit });
     // Entries without `file`: a path on this host means nothing to the client.
-    const entries = listQuarantine(d.paths, c.get("villageId")).map(({ file, ...meta }) => ({ ...meta, ...quarantinePreview(file) }));
-    return sendJson(c, { entries });
+    const entries = page.entries.map(({ file, ...meta }) => ({ ...meta, ...quarantinePreview(file) }));
+    return sendJson(c, { entries, total: page.total, next_cursor: page.next });
   });
 
   const approve = routes.add("POST", "/villages/:id/quarantine/:bundle_id/approve", {

@@ -169,6 +169,43 @@ describe("the quarantine list's preview", () => {
   });
 });
 
+describe("the quarantine list in pages", () => {
+  test("limit and cursor walk every held bundle once, in bundle id order, with the total on each page", async () => {
+    node = makeNode({ policy: { allowed_predicates: ["links.weighted_to"] } });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const b = signedBundle(node.key, { predicate: "links.other" });
+      expect((await node.send("POST", `/villages/${VID}/inbox`, { token: node.tokens.member, body: b })).status).toBe(202);
+      ids.push(b.bundle_id);
+    }
+    type Page = { entries: { bundle_id: string }[]; total: number; next_cursor: string | null };
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res = await node.send("GET", `/villages/${VID}/quarantine?limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: node.tokens.admin });
+      const page = (await res.json()) as Page;
+      expect(page.total).toBe(5);
+      expect(page.entries.length).toBeLessThanOrEqual(2);
+      seen.push(...page.entries.map((e) => e.bundle_id));
+      cursor = page.next_cursor;
+      pages++;
+    } while (cursor !== null);
+    expect(pages).toBe(3);
+    expect(seen).toEqual([...ids].sort());
+    const all = (await (await node.send("GET", `/villages/${VID}/quarantine`, { token: node.tokens.admin })).json()) as Page;
+    expect([all.entries.length, all.total, all.next_cursor]).toEqual([5, 5, null]);
+  });
+
+  test("a bad limit or cursor is a 400 naming it", async () => {
+    node = makeNode();
+    for (const [query, code] of [["limit=0", "invalid_argument"], ["limit=501", "invalid_argument"], ["cursor=../x", "invalid_cursor"], ["limit=1&limit=2", "invalid_argument"]]) {
+      const res = await node.send("GET", `/villages/${VID}/quarantine?${query}`, { token: node.tokens.admin });
+      expect([res.status, ((await res.json()) as { code: string }).code]).toEqual([400, code as string]);
+    }
+  });
+});
+
 describe("GET /admin", () => {
   test("is one self-contained page whose inline script and style are allowed by hash, and nothing else", async () => {
     node = makeNode();
