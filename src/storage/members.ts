@@ -210,19 +210,21 @@ export class MemberDirectory {
 
   authenticate(vid: string, token: string): AuthenticatedMember {
     const ledger = this.ledger(vid);
-    const unknown = ledger.unknownRevocation;
-    if (unknown !== null) {
-      throw new LinksError(
-        "storage_error",
-        `line ${unknown.lineNo} of village ${vid}'s revocations.jsonl cannot be read and names no token hash, so which token it revoked is unknown: no token of the village is accepted until that line is repaired or removed`,
-      );
-    }
     const hash = hashToken(token);
     const row = ledger.byToken.get(hash);
     // The map lookup is keyed by the token's hash; the constant-time compare makes the check
     // itself independent of how much of a guessed token matches.
     if (!row || !timingSafeEqual(Buffer.from(row.token_hash), Buffer.from(hash))) {
       throw new LinksError("invalid_token", "the bearer token is not valid for this village");
+    }
+    // Only a member's token learns of the damage: a stranger's is refused as above (and counted
+    // as a failed authentication), not told which village's files are broken.
+    const unknown = ledger.unknownRevocation;
+    if (unknown !== null) {
+      throw new LinksError(
+        "storage_error",
+        `line ${unknown.lineNo} of village ${vid}'s revocations.jsonl cannot be read and names no token hash, so which token it revoked is unknown: no token of the village is accepted until that line is repaired or removed`,
+      );
     }
     if (ledger.revoked.has(hash)) throw new LinksError("revoked_token", "the bearer token has been revoked");
     return { memberId: row.member_id, role: row.role };

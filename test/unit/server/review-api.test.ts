@@ -251,5 +251,9 @@ describe("GET /me/villages with one village's revocations damaged", () => {
     const alice = await node.send("GET", "/me/villages", { token: node.tokens.admin });
     expect(alice.status).toBe(503);
     expect(await alice.json()).toMatchObject({ code: "storage_error" });
+    // a stranger's token is a failed authentication as ever, and learns nothing of the damage
+    const stranger = await node.send("GET", "/me/villages", { token: "x".repeat(43) });
+    expect(stranger.status).toBe(401);
+    expect(JSON.stringify(await stranger.json())).not.toContain(VID);
   });
 });

@@ -72,6 +72,8 @@ test("a revocation line that names no hash refuses every token of the village un
       expect.objectContaining({ code: "storage_error", detail: expect.stringContaining("line 1 of village v1's revocations.jsonl") }),
     );
   }
+  // a token of no member is refused as any wrong token, without word of the damage
+  expect(() => quietly(() => directory.authenticate("v1", "x".repeat(43)))).toThrow(expect.objectContaining({ code: "invalid_token" }));
   // the operator can still see the members (and repair the line); once repaired, tokens work again
   expect(quietly(() => listMembers(paths, "v1")).map((m) => m.member_id)).toEqual(["olga", "bob"]);
   writeFileSync(file, good);
