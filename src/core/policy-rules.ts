@@ -15,7 +15,8 @@
  *     explains (`policy_future_dated`): a far-future time, once the newest in the chain, would
  *     make every honest update after it a rollback;
  *  6. quorum under the policy in force, and under the new one when it changes the signers;
- *  7. the new policy leaves the village a way to change it again (`policy_lockout`).
+ *  7. the new policy is at most MAX_POLICY_BYTES (`policy_too_large`) and leaves the village a
+ *     way to change it again (`policy_lockout`).
  * Content hashes recur (A -> B -> A), so lineage alone cannot stop a replay: 2 and 4 do, and an
  * artifact without lineage (v1, or `previous_policy_hash: null`) is taken only under them.
  */
@@ -25,7 +26,7 @@ import { datetimeToMs } from "./datetime.ts";
 import { LinksError } from "./errors.ts";
 import { policyPayloadHash, previousPolicyHash, verifyPolicyUpdate, type PolicyUpdate } from "./policy-update.ts";
 import { requireQuorum } from "./quorum.ts";
-import { assertNoLockout, readPolicy, requiresSignedUpdates, type PolicyObject } from "./village-policy.ts";
+import { assertNoLockout, assertPolicySize, readPolicy, requiresSignedUpdates, type PolicyObject } from "./village-policy.ts";
 
 /** How far ahead of this node's clock an artifact's `created_at` may be (clocks of hosts differ). */
 export const MAX_CLOCK_SKEW_MS = 10 * 60_000;
@@ -112,6 +113,7 @@ export function admitUpdate(update: PolicyUpdate, state: ChainState, opts: Admit
       `${what} was created at ${update.created_at}, more than ${MAX_CLOCK_SKEW_MS / 60_000} minutes ahead of this node's clock; check the signer's clock, or retry once that time has come`,
     );
   }
+  assertPolicySize(update.policy, `the policy of ${what}`);
   const next = readPolicy(update.policy);
   if (signedVillage || opts.requireSigners) requireQuorum(current, next, v.signers);
   assertNoLockout(next, `the policy of ${what}`);

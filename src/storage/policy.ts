@@ -138,12 +138,15 @@ function record(paths: DataPaths, village: Village, changes: Change[], opts: Rec
   const audits: AuditEntry[] = [];
   const payloads: string[] = [];
   for (const { policy, admitted } of changes) {
-    assertPolicySize(policy);
-    const typed = readPolicy(policy);
-    // A plain policy is published inside an artifact: it must fit in one another node accepts.
-    if (admitted === null) assertMaxDepth(policy, "policy", INPUT_MAX_DEPTH - 1);
-    // A village's first policy is the operator's `villages create`; every later one must leave a way out.
-    if (opts.source !== "create") assertNoLockout(typed);
+    // An artifact's policy was judged by admitUpdate (size, quorum, lockout). A plain policy is
+    // published inside an artifact: it must fit in one another node accepts, and, but for a
+    // village's first (the operator's `villages create`), leave the village a way out.
+    if (admitted === null) {
+      assertPolicySize(policy);
+      assertMaxDepth(policy, "policy", INPUT_MAX_DEPTH - 1);
+      const typed = readPolicy(policy);
+      if (opts.source !== "create") assertNoLockout(typed);
+    }
     const hash = policyHash(policy);
     const ts = nowIso();
     let artifact: JsonValue;
