@@ -4,13 +4,13 @@
  * villages and held bundles, and the process. Everything is read from plain stats at scrape time;
  * what several families share (the villages, the peers' records) is read once per scrape.
  */
-import { readdirSync } from "node:fs";
 import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import pkg from "../../package.json" with { type: "json" };
 import { LinksError } from "../core/errors.ts";
 import type { GroupCommitStats } from "../storage/group-commit.ts";
 import type { InboxResult } from "../storage/inbox.ts";
+import { heldCount } from "../storage/quarantine.ts";
 import type { DataPaths } from "../storage/paths.ts";
 import { listPeers } from "../replication/peers.ts";
 import { DRIFTS, readPeerState, type PeerState } from "../replication/state.ts";
@@ -168,16 +168,6 @@ export class NodeMetrics {
   }
 
   private heldByVillage(): { labels: { village: string }; value: number }[] {
-    return this.villages().map((village) => {
-      let held = 0;
-      try {
-        for (const name of readdirSync(this.opts.paths.quarantineDir(village))) {
-          if (name.endsWith(".json") && !name.endsWith(".meta.json")) held++;
-        }
-      } catch {
-        // no quarantine directory: nothing held
-      }
-      return { labels: { village }, value: held };
-    });
+    return this.villages().map((village) => ({ labels: { village }, value: heldCount(this.opts.paths, village) }));
   }
 }

@@ -13,7 +13,6 @@
  */
 import { Database } from "bun:sqlite";
 import { closeSync, constants, existsSync, openSync, readSync } from "node:fs";
-import { makeDataDirs } from "./open.ts";
 import { dirname } from "node:path";
 import { sha256Hex } from "../core/canonical.ts";
 import { LinksError, storageError } from "../core/errors.ts";
@@ -28,6 +27,7 @@ import {
 } from "../core/merkle.ts";
 import { auditLeafOf, completeLines, isBlankLine, parseCheckpointLine, type KeptCheckpoint } from "./audit-records.ts";
 import { fileStamp, readFrom } from "./jsonl.ts";
+import { makeDataDirs } from "./open.ts";
 import type { DataPaths } from "./paths.ts";
 
 const SCHEMA_VERSION = "1";

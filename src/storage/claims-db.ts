@@ -11,13 +11,13 @@
  * through `TopLevelOwners`.
  */
 import { Database } from "bun:sqlite";
-import { makeDataDirs } from "./open.ts";
 import { dirname } from "node:path";
 import { storageError } from "../core/errors.ts";
 import { claimsQuery, ClaimsTable, keysOf, Meta, tailJsonl } from "./claims-table.ts";
 import { parseIndexRow, PUBLIC_SCOPE, rowScope, type ClaimFilter, type IndexRow } from "./index-rows.ts";
 import { fileStamp } from "./jsonl.ts";
 import { LegacyHoldings } from "./legacy-holdings.ts";
+import { makeDataDirs } from "./open.ts";
 import type { DataPaths } from "./paths.ts";
 import type { Scope, TopLevelOwners } from "./store.ts";
 

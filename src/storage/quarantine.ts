@@ -9,9 +9,7 @@
  * beside the bundle: those are read, and moved into meta/ whenever the folder is touched.
  */
 import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
-import { makeDataDirs } from "./open.ts";
-import { dirname } from "node:path";
-import { relative, resolve, sep } from "node:path";
+import { dirname, relative, resolve, sep } from "node:path";
 import { decide } from "../core/acceptance.ts";
 import { parseBundle } from "../core/bundle.ts";
 import { nowIso } from "../core/datetime.ts";
@@ -20,6 +18,7 @@ import { atomicWrite } from "./atomic.ts";
 import { appendAudit, tailAudit } from "./audit.ts";
 import { withFileLockSync } from "./flock.ts";
 import { readJsonFile, writeJsonFile } from "./json-file.ts";
+import { makeDataDirs } from "./open.ts";
 import { BUNDLE_ID_RE, VILLAGE_ID_RE, assertBundleId, type DataPaths } from "./paths.ts";
 import { withOwners } from "./claims-db.ts";
 import { storeBundle, type TopLevelOwners } from "./store.ts";
@@ -83,6 +82,16 @@ function heldIds(paths: DataPaths, vid: string): string[] {
   if (names.some(isOldSidecar) || listDir(paths.rejectedDir(vid)).some(isOldSidecar)) {
     withFileLockSync(quarantineLock(paths, vid), "exclusive", () => moveOldSidecars(paths, vid));
   }
+  return heldAmong(names);
+}
+
+/** How many bundles a village holds: one listing, nothing moved or read (for the metrics). */
+export function heldCount(paths: DataPaths, vid: string): number {
+  return heldAmong(listDir(paths.quarantineDir(vid))).length;
+}
+
+/** The held bundles' ids among a quarantine folder's names (an old `<id>.meta.json` is none). */
+function heldAmong(names: string[]): string[] {
   return names
     .filter((name) => name.endsWith(".json") && BUNDLE_ID_RE.test(name.slice(0, -5)))
     .map((name) => name.slice(0, -5))

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addPeer } from "../../../src/replication/peers.ts";
 import { NodeMetrics, UNMATCHED } from "../../../src/server/metrics-node.ts";
@@ -80,6 +80,12 @@ describe("what /metrics counts", () => {
     expect(decided("rejected", "bundle_id_mismatch")).toBe(1);
     expect(decided("rejected", "invalid_json")).toBe(1);
     expect(sampleValue(families, "links_quarantine_held", "links_quarantine_held", { village: VID })).toBe(1);
+    // a stray file in the quarantine folder is no held bundle, for the gauge as for the review list
+    writeFileSync(join(node.paths.quarantineDir(VID), "notes.json"), "{}");
+    const again = (await scrape(node)).families;
+    expect(sampleValue(again, "links_quarantine_held", "links_quarantine_held", { village: VID })).toBe(1);
+    const list = (await (await node.send("GET", `/villages/${VID}/quarantine`, { token: node.tokens.admin })).json()) as { total: number };
+    expect(list.total).toBe(1);
     for (const secret of [good.bundle_id, held.bundle_id, node.tokens.member, node.tokens.admin]) expect(text).not.toContain(secret);
   });
 
