@@ -59,8 +59,8 @@ const push = defineCommand({
     const progress = startProgress(args, "push", inputs.files.length);
     const results: PushResult[] = [];
     for (const [i, file] of inputs.files.entries()) {
-      const raw = readInputFile(file, "bundle file");
       const res = await stepOfSeveral(inputs, i, "pushed", async () => {
+        const raw = readInputFile(file, "bundle file");
         try {
           return await remote.request("POST", `/villages/${vid}/inbox`, { body: raw, maxBytes: CLIENT_DEFAULTS.smallAnswerBytes });
         } catch (e) {

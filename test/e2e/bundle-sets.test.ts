@@ -236,6 +236,20 @@ describe("sync push-village with a node", () => {
     expect(rows.some((row) => row.subject === "mid-3")).toBe(false);
   });
 
+  test("a bundle file that cannot be read in the middle is named with what was pushed before it", async () => {
+    const dir = tmp.join("half-unreadable");
+    mkdirSync(dir);
+    const fresh = await Promise.all([1, 3].map((i) => signedBundleFile(tmp.path, `unreadable-${i}`, key, { subject: `unreadable-${i}` })));
+    copyFileSync(fresh[0]!.file, join(dir, "1.json"));
+    mkdirSync(join(dir, "2.json")); // a directory where a bundle file should be
+    copyFileSync(fresh[1]!.file, join(dir, "3.json"));
+    const r = await links(["sync", "push-village", node.url, "garden", "--bundle", dir, "--token", token, "--json"]);
+    expect(r.code).toBe(1);
+    const doc = json<{ code: string; detail: string }>(r);
+    expect(doc.detail).toContain(`${join(dir, "2.json")}`);
+    expect(doc.detail).toContain("bundle 2 of 3; the 1 before it were pushed, the rest not tried");
+  });
+
   test("a village missing on the node is named as the remote one", async () => {
     const r = await links(["sync", "push-village", node.url, "orchard", "--bundle", join(signed, "1.json"), "--token", token]);
     expect(r.code).toBe(1);
