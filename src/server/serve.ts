@@ -5,7 +5,7 @@
  * exit 0. The returned handle does not keep anything alive by itself beyond the listening socket.
  */
 import { resolve } from "node:path";
-import { LinksError } from "../core/errors.ts";
+import { LinksError, type ErrorCode } from "../core/errors.ts";
 import { recover } from "../storage/group-commit.ts";
 import { identityFromKeyFile } from "../storage/node-identity.ts";
 import { DataPaths } from "../storage/paths.ts";
@@ -48,11 +48,12 @@ const IDLE_GC_MS = 2000;
  */
 export function badHostAnswer(req: Request): Response | null {
   if (req.url.startsWith("http://") || req.url.startsWith("https://")) return null;
-  const detail = "the request's Host header is missing or is not a host name (as in Host: links.example.org:8080)";
-  return new Response(JSON.stringify({ detail, code: "invalid_argument" }), {
-    status: 400,
-    headers: { "Content-Type": "application/json", Connection: "close" },
-  });
+  return edgeError(400, "invalid_argument", "the request's Host header is missing or is not a host name (as in Host: links.example.org:8080)", { Connection: "close" });
+}
+
+/** An error answered before (or outside) the app: the same `{"detail","code"}` body. */
+function edgeError(status: number, code: ErrorCode, detail: string, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify({ detail, code }), { status, headers: { "Content-Type": "application/json", ...headers } });
 }
 
 export function insecureBindWarning(bind: string, allowInsecureRemote: boolean): string | null {
@@ -115,11 +116,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
         return badHostAnswer(req) ?? app.fetch(req, srv);
       },
       // Only reached if something fails outside Hono's own error handling.
-      error: () =>
-        new Response(JSON.stringify({ detail: "internal error", code: "internal_error" }), {
-          status: 500,
-          headers: { "Content-Type": "application/json" },
-        }),
+      error: () => edgeError(500, "internal_error", "internal error"),
     });
   } catch (e) {
     idle.stop();
