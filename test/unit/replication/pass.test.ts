@@ -18,7 +18,7 @@ import { editPolicy } from "../../../src/storage/policy.ts";
 import { listQuarantine } from "../../../src/storage/quarantine.ts";
 import { tailAudit } from "../../../src/storage/audit.ts";
 import { readVillage } from "../../../src/storage/villages.ts";
-import { addPolicySignature, newPolicyUpdate, policyHash, policyUpdateToJson } from "../../../src/core/policy-update.ts";
+import { addPolicySignature, newPolicyUpdate, policyHash, policyUpdateToJson, type PolicyUpdate } from "../../../src/core/policy-update.ts";
 import { keypair } from "../server/helpers.ts";
 import { addPeerOf, localNode, startPeer, startRelay, VID, type LocalNode, type PeerNode, type Relay } from "./helpers.ts";
 
@@ -177,7 +177,8 @@ describe("a sync pass with a peer", () => {
     expect(storedIds(b)).toEqual([]);
   });
 
-  test("a peer serving an update older than our newest one is refused as a rollback, not taken for a peer behind us", async () => {
+  /** A (signed policy, one signer) at u1, and B synced to it. */
+  async function syncedAtU1() {
     const signer = keypair();
     const guarded = { require_policy_signature: true, policy_signer_allowlist: [signer.keyHash], policy_signature_threshold_m: 1 };
     const { a, b } = setUp({ peerPolicy: { policy: guarded } });
@@ -190,50 +191,41 @@ describe("a sync pass with a peer", () => {
     addPeerOf(b, a.url, a.tokens.observer);
     expect(await syncPeer({ paths: b.paths }, { village: VID, url: a.url })).toMatchObject({ status: "ok" });
     expect(policyHash(readVillage(b.paths, VID).policy)).toBe(u1.policy_hash);
+    return { a, b, base, u1, signer };
+  }
+
+  /** B syncs through a relay in front of A that claims `update` as the head, after u1. */
+  async function syncThroughRelayServing(a: PeerNode, b: LocalNode, update: PolicyUpdate) {
+    const relay = startRelay(a.url, (_req, url) => {
+      if (url.pathname.endsWith("/policy/latest")) return Response.json({ ...(policyUpdateToJson(update) as object), artifact: policyUpdateToJson(update), signed: true });
+      if (url.pathname.endsWith("/policy/updates")) return Response.json({ updates: [policyUpdateToJson(update)], next_cursor: null, head: update.policy_hash });
+      return null;
+    });
+    relays.push(relay);
+    addPeerOf(b, relay.url, a.tokens.observer);
+    return syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
+  }
+
+  test("a peer serving an update older than our newest one is refused as a rollback, not taken for a peer behind us", async () => {
+    const { a, b, base, u1, signer } = await syncedAtU1();
     // a relay claims a newer head whose update is dated before u1 (a replayed or backdated update)
     const old = addPolicySignature(
       newPolicyUpdate({ villageId: VID, policy: { ...base, max_window_days: 3 }, actor: "mallory", previousPolicyHash: u1.policy_hash, createdAt: "2020-01-01T00:00:00Z" }),
       signer.seed,
     );
-    const relay = startRelay(a.url, (_req, url) => {
-      if (url.pathname.endsWith("/policy/latest")) return Response.json({ ...(policyUpdateToJson(old) as object), artifact: policyUpdateToJson(old), signed: true });
-      if (url.pathname.endsWith("/policy/updates")) return Response.json({ updates: [policyUpdateToJson(old)], next_cursor: null, head: old.policy_hash });
-      return null;
-    });
-    relays.push(relay);
-    addPeerOf(b, relay.url, a.tokens.observer);
-    const r = await syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
-    expect(r).toMatchObject({ status: "failed", code: "policy_rollback", pulled: 0 });
+    expect(await syncThroughRelayServing(a, b, old)).toMatchObject({ status: "failed", code: "policy_rollback", pulled: 0 });
     expect(policyHash(readVillage(b.paths, VID).policy)).toBe(u1.policy_hash);
   });
 
   test("a backdated update back to an earlier policy of ours is refused as a rollback, not taken for a peer behind us", async () => {
-    const signer = keypair();
-    const guarded = { require_policy_signature: true, policy_signer_allowlist: [signer.keyHash], policy_signature_threshold_m: 1 };
-    const { a, b } = setUp({ peerPolicy: { policy: guarded } });
-    const base = readVillage(a.paths, VID).policy;
-    const u1 = addPolicySignature(
-      newPolicyUpdate({ villageId: VID, policy: { ...base, max_window_days: 12 }, actor: "alice", previousPolicyHash: policyHash(base) }),
-      signer.seed,
-    );
-    expect((await a.send("POST", `/villages/${VID}/policy`, { token: a.tokens.admin, body: toJsonText(policyUpdateToJson(u1)) })).status).toBe(200);
-    addPeerOf(b, a.url, a.tokens.observer);
-    expect(await syncPeer({ paths: b.paths }, { village: VID, url: a.url })).toMatchObject({ status: "ok" });
+    const { a, b, base, u1, signer } = await syncedAtU1();
     // the relay's head is the base policy again (a hash our chain holds), reached by an update dated before u1
     const back = addPolicySignature(
       newPolicyUpdate({ villageId: VID, policy: base, actor: "mallory", previousPolicyHash: u1.policy_hash, createdAt: "2020-01-01T00:00:00Z" }),
       signer.seed,
     );
     expect(back.policy_hash).toBe(policyHash(base));
-    const relay = startRelay(a.url, (_req, url) => {
-      if (url.pathname.endsWith("/policy/latest")) return Response.json({ ...(policyUpdateToJson(back) as object), artifact: policyUpdateToJson(back), signed: true });
-      if (url.pathname.endsWith("/policy/updates")) return Response.json({ updates: [policyUpdateToJson(back)], next_cursor: null, head: back.policy_hash });
-      return null;
-    });
-    relays.push(relay);
-    addPeerOf(b, relay.url, a.tokens.observer);
-    const r = await syncPeer({ paths: b.paths }, { village: VID, url: relay.url });
-    expect(r).toMatchObject({ status: "failed", code: "policy_rollback", pulled: 0 });
+    expect(await syncThroughRelayServing(a, b, back)).toMatchObject({ status: "failed", code: "policy_rollback", pulled: 0 });
     expect(policyHash(readVillage(b.paths, VID).policy)).toBe(u1.policy_hash);
   });
 
